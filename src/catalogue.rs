@@ -1,0 +1,170 @@
+//! The in-memory picture of the policy the check path decides on: resources and the current
+//! permission version of every subject. It is rebuilt from the store whenever the store's
+//! generation changes, and swapped in whole.
+
+use std::collections::HashMap;
+
+use crate::resources::{Resource, TemplateError, UrlTemplate};
+
+/// Whom a token speaks for: an account (user) or a client acting for itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    Account(String),
+    Client(String),
+}
+
+impl Subject {
+    /// `account` or `client`, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Account(_) => "account",
+            Subject::Client(_) => "client",
+        }
+    }
+
+    /// The account name or client id.
+    pub fn id(&self) -> &str {
+        match self {
+            Subject::Account(id) | Subject::Client(id) => id,
+        }
+    }
+}
+
+/// A resource with its parsed URL template.
+#[derive(Debug, Clone)]
+struct Entry {
+    resource: Resource,
+    template: UrlTemplate,
+}
+
+/// Every resource, indexed by id and by action.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    entries: Vec<Entry>,
+    by_id: HashMap<String, usize>,
+    by_action: HashMap<String, Vec<usize>>,
+}
+
+impl Catalogue {
+    /// Builds the catalogue; a resource whose template does not parse is an error.
+    pub fn new(resources: Vec<Resource>) -> Result<Self, TemplateError> {
+        let mut catalogue = Catalogue::default();
+        for resource in resources {
+            let template = UrlTemplate::parse(&resource.url)?;
+            let index = catalogue.entries.len();
+            catalogue.by_id.insert(resource.id.clone(), index);
+            catalogue
+                .by_action
+                .entry(resource.action.clone())
+                .or_default()
+                .push(index);
+            catalogue.entries.push(Entry { resource, template });
+        }
+        Ok(catalogue)
+    }
+
+    /// The resource with this id.
+    pub fn get(&self, id: &str) -> Option<&Resource> {
+        self.by_id
+            .get(id)
+            .map(|index| &self.entries[*index].resource)
+    }
+
+    /// Number of resources.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the catalogue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Resources whose whole tuple matches the request: the action, the URL template against
+    /// the canonical path segments, and `type`/`name` where the route supplies them.
+    pub fn candidates<'a>(
+        &'a self,
+        action: &str,
+        segments: &'a [&'a str],
+        resource_type: Option<&'a str>,
+        resource_name: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        self.by_action
+            .get(action)
+            .into_iter()
+            .flatten()
+            .map(|index| &self.entries[*index])
+            .filter(move |entry| {
+                resource_type.is_none_or(|kind| entry.resource.kind == kind)
+                    && resource_name.is_none_or(|name| entry.resource.name == name)
+                    && entry.template.matches(segments)
+            })
+            .map(|entry| &entry.resource)
+    }
+}
+
+/// The current permission version of every live subject.
+#[derive(Debug, Default, Clone)]
+pub struct Versions(HashMap<Subject, u64>);
+
+impl Versions {
+    /// Wraps a version map.
+    pub fn new(map: HashMap<Subject, u64>) -> Self {
+        Self(map)
+    }
+
+    /// The current version, or `None` when the subject no longer exists (or is disabled).
+    pub fn get(&self, subject: &Subject) -> Option<u64> {
+        self.0.get(subject).copied()
+    }
+}
+
+/// Everything the check path needs from the store, as one immutable value.
+#[derive(Debug, Default)]
+pub struct PolicySnapshot {
+    pub generation: i64,
+    pub policy_id: String,
+    pub catalogue: Catalogue,
+    pub versions: Versions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(id: &str, kind: &str, name: &str, action: &str, url: &str) -> Resource {
+        Resource {
+            id: id.into(),
+            kind: kind.into(),
+            name: name.into(),
+            action: action.into(),
+            url: url.into(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn candidates_match_every_element_of_the_tuple() {
+        let catalogue = Catalogue::new(vec![
+            resource("r1", "invoices", "invoice", "read", "/v1/invoices/{id}"),
+            resource("r2", "invoices", "invoice", "write", "/v1/invoices/{id}"),
+            resource("r3", "reports", "invoice", "read", "/v1/invoices/{id}"),
+            resource("r4", "invoices", "lines", "read", "/v1/invoices/{id}/lines"),
+        ])
+        .unwrap();
+        let segments = ["v1", "invoices", "inv-1"];
+        let ids = |kind, name| -> Vec<String> {
+            catalogue
+                .candidates("read", &segments, kind, name)
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(None, None), ["r1", "r3"]);
+        assert_eq!(ids(Some("invoices"), None), ["r1"]);
+        assert_eq!(ids(Some("invoices"), Some("lines")), Vec::<String>::new());
+        assert_eq!(
+            catalogue.get("r2").map(|r| r.action.as_str()),
+            Some("write")
+        );
+    }
+}

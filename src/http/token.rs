@@ -1,0 +1,127 @@
+//! `POST /token` (RFC 6749 §3.2): the adapter around [`crate::issuer::Issuer`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+
+use crate::issuer::OAuthError;
+use crate::resources::Resource;
+use crate::server::Gatehouse;
+
+/// The successful token response (RFC 6749 §5.1) plus the resources the subject may use.
+#[derive(Debug, Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: &'a str,
+    resources: &'a [Resource],
+}
+
+/// The error response (RFC 6749 §5.2).
+#[derive(Debug, Serialize)]
+struct ErrorResponse {
+    error: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'static str>,
+}
+
+pub(super) fn routes() -> Router<Arc<Gatehouse>> {
+    Router::new().route(
+        "/token",
+        post(token).fallback(|| async { no_store(StatusCode::METHOD_NOT_ALLOWED.into_response()) }),
+    )
+}
+
+async fn token(
+    State(gatehouse): State<Arc<Gatehouse>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match issue(&gatehouse, &uri, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error_response(error, &gatehouse.config.check.realm),
+    }
+}
+
+async fn issue(
+    gatehouse: &Gatehouse,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    if uri.query().is_some_and(|query| !query.is_empty()) {
+        return Err(OAuthError::InvalidRequest(
+            "parameters must be sent in the request body, not the query string",
+        ));
+    }
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| {
+            value
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if form_type != Some(true) {
+        return Err(OAuthError::InvalidRequest(
+            "content type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut authorization = Vec::new();
+    for value in headers.get_all(header::AUTHORIZATION) {
+        authorization.push(value.to_str().map_err(|_| OAuthError::InvalidClient)?);
+    }
+
+    let issued = gatehouse.issuer.token(&authorization, body).await;
+    match &issued {
+        Ok(issued) => tracing::info!(
+            grant_type = issued.grant_type.as_str(),
+            client.id = %issued.client_id,
+            subject = %issued.subject,
+            resources = issued.resources.len(),
+            "token issued"
+        ),
+        Err(error) => tracing::info!(error = error.code(), "token request refused"),
+    }
+    let issued = issued?;
+    let body = TokenResponse {
+        access_token: issued.access_token.expose(),
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: &issued.scope,
+        resources: &issued.resources,
+    };
+    Ok(no_store(axum::Json(body).into_response()))
+}
+
+fn error_response(error: OAuthError, realm: &str) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = ErrorResponse {
+        error: error.code(),
+        error_description: error.description(),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if error == OAuthError::InvalidClient
+        && let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+    {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    no_store(response)
+}
+
+/// RFC 6749 §5.1: token responses are never cached.
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

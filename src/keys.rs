@@ -1,0 +1,242 @@
+//! Signing and verification keys: RSA-2048, RS256, `kid` = RFC 7638 thumbprint.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::KeyPair as _;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+const PEM_TAG: &str = "PRIVATE KEY";
+
+/// Why a key could not be made, read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("RSA key generation failed")]
+    Generate,
+    #[error("signing key is not an RSA PKCS#8 PEM key of at least 2048 bits")]
+    Rejected,
+    #[error("signing failed")]
+    Sign,
+    #[error("JWK is not a usable RS256 public key")]
+    BadJwk,
+}
+
+/// A public key as published at `/jwks` (RFC 7517): public members only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub kid: String,
+    #[serde(rename = "use")]
+    pub usage: String,
+    pub alg: String,
+    pub n: String,
+    pub e: String,
+}
+
+/// A JSON Web Key Set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// The private RS256 key gatehouse signs with. `Debug` prints only the `kid`.
+pub struct SigningKey {
+    pair: KeyPair,
+    jwk: Jwk,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.jwk.kid)
+            .finish()
+    }
+}
+
+impl SigningKey {
+    /// Generates a fresh RSA-2048 key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+        Ok(Self::from_pair(pair))
+    }
+
+    /// Reads a PKCS#8 PEM private key.
+    pub fn from_pem(pem_text: &str) -> Result<Self, KeyError> {
+        let parsed = pem::parse(pem_text).map_err(|_| KeyError::Rejected)?;
+        if parsed.tag() != PEM_TAG {
+            return Err(KeyError::Rejected);
+        }
+        let pair = KeyPair::from_pkcs8(parsed.contents()).map_err(|_| KeyError::Rejected)?;
+        if pair.public_modulus_len() < 256 {
+            return Err(KeyError::Rejected);
+        }
+        Ok(Self::from_pair(pair))
+    }
+
+    /// The key as PKCS#8 PEM, for persisting.
+    pub fn to_pem(&self) -> Result<Secret, KeyError> {
+        let der = self.pair.as_der().map_err(|_| KeyError::Generate)?;
+        let block = pem::Pem::new(PEM_TAG, der.as_ref().to_vec());
+        Ok(Secret::new(pem::encode(&block)))
+    }
+
+    fn from_pair(pair: KeyPair) -> Self {
+        let public = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let jwk = Jwk {
+            kty: "RSA".into(),
+            kid: thumbprint(&n, &e),
+            usage: "sig".into(),
+            alg: "RS256".into(),
+            n,
+            e,
+        };
+        Self { pair, jwk }
+    }
+
+    /// The key id (RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.jwk.kid
+    }
+
+    /// The public half, as published.
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
+            .map_err(|_| KeyError::Sign)?;
+        Ok(signature)
+    }
+}
+
+/// RFC 7638 JWK thumbprint of an RSA key, base64url-encoded SHA-256.
+pub fn thumbprint(n: &str, e: &str) -> String {
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// One parsed RS256 verification key.
+struct VerificationKey {
+    key: ParsedPublicKey,
+}
+
+/// The public keys a verifier trusts, by `kid`.
+#[derive(Default)]
+pub struct VerificationKeys {
+    by_kid: HashMap<String, VerificationKey>,
+}
+
+impl fmt::Debug for VerificationKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.by_kid.keys()).finish()
+    }
+}
+
+impl VerificationKeys {
+    /// Parses every RS256 signing key of a key set; keys of other types or uses are skipped.
+    pub fn from_jwks(set: &JwkSet) -> Result<Self, KeyError> {
+        let mut by_kid = HashMap::new();
+        for jwk in &set.keys {
+            if jwk.kty != "RSA" || jwk.usage != "sig" || jwk.alg != "RS256" {
+                continue;
+            }
+            let n = URL_SAFE_NO_PAD
+                .decode(&jwk.n)
+                .map_err(|_| KeyError::BadJwk)?;
+            let e = URL_SAFE_NO_PAD
+                .decode(&jwk.e)
+                .map_err(|_| KeyError::BadJwk)?;
+            // RSA-2048 at least: the modulus without leading zeros has 256 bytes or more.
+            let significant = n.iter().skip_while(|b| **b == 0).count();
+            if significant < 256 {
+                return Err(KeyError::BadJwk);
+            }
+            let key = PublicKeyComponents { n, e }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .map_err(|_| KeyError::BadJwk)?;
+            by_kid.insert(jwk.kid.clone(), VerificationKey { key });
+        }
+        Ok(Self { by_kid })
+    }
+
+    /// Whether a key with this `kid` is trusted.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    /// Verifies an RS256 signature with the key named `kid`; `None` when the kid is unknown.
+    pub fn verify(&self, kid: &str, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let entry = self.by_kid.get(kid)?;
+        Some(entry.key.verify_sig(message, signature).is_ok())
+    }
+
+    /// Number of trusted keys.
+    pub fn len(&self) -> usize {
+        self.by_kid.len()
+    }
+
+    /// Whether no key is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.by_kid.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint() {
+        // The example key of RFC 7638 §3.1.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        assert_eq!(
+            thumbprint(n, "AQAB"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn generated_key_round_trips_through_pem_and_verifies_its_signature() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pem(key.to_pem().unwrap().expose()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+
+        let keys = VerificationKeys::from_jwks(&JwkSet {
+            keys: vec![key.jwk().clone()],
+        })
+        .unwrap();
+        let signature = again.sign(b"message").unwrap();
+        assert_eq!(keys.verify(key.kid(), b"message", &signature), Some(true));
+        assert_eq!(keys.verify(key.kid(), b"other", &signature), Some(false));
+        assert_eq!(keys.verify("unknown", b"message", &signature), None);
+    }
+
+    #[test]
+    fn published_jwk_has_public_members_only() {
+        let key = SigningKey::generate().unwrap();
+        let json = serde_json::to_value(key.jwk()).unwrap();
+        let mut names: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["alg", "e", "kid", "kty", "n", "use"]);
+    }
+}

@@ -1,0 +1,250 @@
+//! The `gatehouse` command: boots the server or runs an administrative action.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use gatehouse::check::{AccessRequest, read_credential};
+use gatehouse::clock::SystemClock;
+use gatehouse::config::Config;
+use gatehouse::server::{Gatehouse, open_store, spawn};
+
+/// Envoy ext_authz decisions and an embedded OAuth 2.0 issuer.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version)]
+struct Cli {
+    /// Configuration file (TOML); embedded defaults when omitted.
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the ext_authz gRPC listener and the HTTP listener.
+    Serve,
+    /// Make the store equal to a YAML policy file, atomically.
+    Apply {
+        /// The policy file.
+        policy: PathBuf,
+    },
+    /// List what the store holds.
+    List {
+        #[arg(value_enum)]
+        what: Listing,
+    },
+    /// Read a password from standard input and print its argon2id hash for a policy file.
+    HashPassword,
+    /// Dry-run: read a bearer token from standard input and print the decision for a request.
+    Check {
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request target (path and optional query).
+        #[arg(long)]
+        path: String,
+        /// `resource_type`, as a route's context extensions would supply it.
+        #[arg(long)]
+        resource_type: Option<String>,
+        /// `resource_name`, as a route's context extensions would supply it.
+        #[arg(long)]
+        resource_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Listing {
+    Clients,
+    Accounts,
+    Resources,
+    Roles,
+    Grants,
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if config.log.format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("gatehouse: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gatehouse: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Apply { policy } => {
+            let text = std::fs::read_to_string(&policy)
+                .with_context(|| format!("cannot read {}", policy.display()))?;
+            let store = open_store(&config).await?;
+            let report = gatehouse::admin::apply(store.as_ref(), &text).await?;
+            for client in &report.created_clients {
+                match &client.secret {
+                    Some(secret) => println!(
+                        "created client \"{}\": client_id={} client_secret={}",
+                        client.name,
+                        client.id,
+                        secret.expose()
+                    ),
+                    None => println!(
+                        "created client \"{}\": client_id={}",
+                        client.name, client.id
+                    ),
+                }
+            }
+            for subject in &report.bumped {
+                println!("permissions changed: {} {}", subject.kind(), subject.id());
+            }
+            println!(
+                "applied {} (generation {})",
+                policy.display(),
+                report.generation
+            );
+            Ok(())
+        }
+        Command::List { what } => list(config, what).await,
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "no password on standard input");
+            println!("{}", gatehouse::credentials::hash_password(password)?);
+            Ok(())
+        }
+        Command::Check {
+            method,
+            path,
+            resource_type,
+            resource_name,
+        } => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            let header = format!("Bearer {}", token.trim());
+            let values = [header.as_str()];
+            let gatehouse = Gatehouse::new(config, Arc::new(SystemClock)).await?;
+            let request = AccessRequest {
+                method: &method,
+                target: &path,
+                credential: read_credential(&values),
+                resource_type: resource_type.as_deref(),
+                resource_name: resource_name.as_deref(),
+            };
+            let checked = gatehouse.check(&request, None).await;
+            println!("{}", serde_json::to_string_pretty(&checked.decision)?);
+            println!("status: {}", checked.outcome.http_status());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = spawn(config, Arc::new(SystemClock)).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn list(config: Config, what: Listing) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    match what {
+        Listing::Clients => {
+            for c in store.list_clients().await? {
+                let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+                println!(
+                    "{}\t{}\t{}\tgrants={}\tscopes={}\tversion={}{}",
+                    c.id,
+                    c.name,
+                    c.kind.as_str(),
+                    grants.join(","),
+                    c.scopes.join(","),
+                    c.version,
+                    if c.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+        Listing::Accounts => {
+            for a in store.list_accounts().await? {
+                println!(
+                    "{}\tversion={}{}",
+                    a.username,
+                    a.version,
+                    if a.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
+        Listing::Resources => {
+            for r in store.snapshot().await?.resources {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id, r.kind, r.name, r.action, r.url, r.description
+                );
+            }
+        }
+        Listing::Roles => {
+            for (role, resources) in store.list_roles().await? {
+                println!("{role}\t{}", resources.join(","));
+            }
+        }
+        Listing::Grants => {
+            for grant in store.list_grants().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    grant.subject.kind(),
+                    grant.subject.id(),
+                    grant.role
+                );
+            }
+        }
+    }
+    Ok(())
+}
