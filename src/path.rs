@@ -29,7 +29,10 @@ pub enum PathError {
 
 /// Splits the raw request target into its canonical path, refusing anything non-canonical.
 pub fn canonical_path(target: &str) -> Result<&str, PathError> {
-    if target.bytes().any(|b| b == b'#' || !(0x20..0x7f).contains(&b)) {
+    if target
+        .bytes()
+        .any(|b| b == b'#' || !(0x20..0x7f).contains(&b))
+    {
         return Err(PathError::ForbiddenByte);
     }
     let path = match target.split_once('?') {

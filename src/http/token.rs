@@ -113,7 +113,9 @@ fn error_response(error: OAuthError, realm: &str) -> Response {
     if error == OAuthError::InvalidClient
         && let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
     {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     no_store(response)
 }
