@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 /// Why gatehouse could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("signing key {path}: {source}")]
@@ -112,6 +114,7 @@ fn build_snapshot(data: crate::store::SnapshotData) -> Result<PolicySnapshot, St
 impl Gatehouse {
     /// Builds the shared state: store open and migrated, key loaded, first snapshot read.
     pub async fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StartError> {
+        config.validate()?;
         let store = open_store(&config).await?;
         let key = load_or_create_key(&config.keys.signing_key_path)?;
         let jwks = JwkSet {

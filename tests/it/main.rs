@@ -8,5 +8,9 @@
 
 mod support;
 
+mod check_path;
 mod e2e_envoy;
+mod log_secrets;
+mod staleness;
 mod token_endpoint;
+mod verification;

@@ -1,0 +1,232 @@
+//! No token, secret, password, Authorization or Cookie value reaches any log line, even at the
+//! most verbose level. The real binary runs with `RUST_LOG=trace` and JSON logs.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tokio::process::Command;
+
+use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, check_request, example_policy};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
+             [store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n\
+             [log]\nlevel = \"trace\"\nformat = \"json\"\n",
+            db = dir.path().join("g.db").display(),
+            key = dir.path().join("key.pem").display(),
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, example_policy()).unwrap();
+
+    let applied = Command::new(BINARY)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "apply",
+            policy.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "trace")
+        .output()
+        .await
+        .unwrap();
+    assert!(applied.status.success());
+    let stdout = String::from_utf8(applied.stdout).unwrap();
+    let field = |line: &str, name: &str| -> String {
+        let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[start..].split_whitespace().next().unwrap().to_owned()
+    };
+    let service = stdout
+        .lines()
+        .find(|l| l.contains("\"invoice-service\""))
+        .unwrap();
+    let (service_id, service_secret) =
+        (field(service, "client_id"), field(service, "client_secret"));
+    let web_id = field(
+        stdout
+            .lines()
+            .find(|l| l.contains("\"invoices-web\""))
+            .unwrap(),
+        "client_id",
+    );
+    let mut all_output = String::from_utf8_lossy(&applied.stderr).into_owned();
+
+    // Output goes to files: a pipe nobody drains would block the server at trace level.
+    let out_path = dir.path().join("serve.out");
+    let err_path = dir.path().join("serve.err");
+    let mut server = Command::new(BINARY)
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http_client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{http}");
+    for _ in 0..100 {
+        if http_client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let token_form = |form: &[(&str, &str)]| http_client.post(format!("{base}/token")).form(form);
+    let mut tokens = Vec::new();
+    for (user, password) in [
+        ("alice", ALICE_PASSWORD),
+        ("bulk-auditor", AUDITOR_PASSWORD),
+    ] {
+        let body: serde_json::Value = token_form(&[
+            ("grant_type", "password"),
+            ("client_id", &web_id),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    let service_token: serde_json::Value = token_form(&[("grant_type", "client_credentials")])
+        .basic_auth(&service_id, Some(&service_secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens.push(service_token["access_token"].as_str().unwrap().to_owned());
+
+    // Refused requests carrying secrets in the wrong places.
+    let canary_password = "P@ss-CANARY-1";
+    let canary_secret = "S3cret-CANARY-2";
+    for form in [
+        vec![
+            ("grant_type", "password"),
+            ("client_id", web_id.as_str()),
+            ("username", "alice"),
+            ("password", canary_password),
+        ],
+        vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", service_id.as_str()),
+            ("client_secret", canary_secret),
+        ],
+    ] {
+        token_form(&form).send().await.unwrap();
+    }
+    token_form(&[("grant_type", "client_credentials")])
+        .basic_auth(&service_id, Some(canary_secret))
+        .send()
+        .await
+        .unwrap();
+    http_client
+        .post(format!("{base}/token?client_secret={canary_secret}"))
+        .header("cookie", "session=Cookie-CANARY-4")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+
+    // Checks with tokens in every place an attacker might put them.
+    let mut grpc_client = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(
+        format!("http://127.0.0.1:{grpc}"),
+    )
+    .await
+    .unwrap();
+    let crlf_sub = format!("{}\r\nx-admin: true", tokens[0]);
+    for token in tokens.iter().chain([&crlf_sub]) {
+        let bearer = format!("Bearer {token}");
+        let query = format!("/v1/invoices/inv-1?access_token={token}");
+        let joined = format!(
+            "Bearer {token},Basic {}",
+            STANDARD.encode("id:S3cret-CANARY-2")
+        );
+        for (target, auth) in [
+            ("/v1/invoices/inv-1", bearer.as_str()),
+            ("/v1/invoices/inv-1/../x", bearer.as_str()),
+            (query.as_str(), ""),
+            ("/v1/invoices/inv-1", joined.as_str()),
+        ] {
+            let mut headers = vec![("cookie", "session=Cookie-CANARY-4")];
+            if !auth.is_empty() {
+                headers.push(("authorization", auth));
+            }
+            let request =
+                check_request("DELETE", target, &headers, &[("resource_type", "invoices")]);
+            grpc_client.check(request).await.unwrap();
+        }
+    }
+
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+    all_output.push_str(&std::fs::read_to_string(&out_path).unwrap());
+    all_output.push_str(&std::fs::read_to_string(&err_path).unwrap());
+
+    assert!(all_output.contains("\"decision\""), "decisions were logged");
+    assert!(all_output.contains("token issued"), "issuance was logged");
+    assert!(
+        all_output.contains("TRACE"),
+        "the most verbose level was on"
+    );
+    let basic = STANDARD.encode(format!("{service_id}:{service_secret}"));
+    let mut forbidden = vec![
+        canary_password.to_owned(),
+        canary_secret.to_owned(),
+        "Cookie-CANARY-4".to_owned(),
+        ALICE_PASSWORD.to_owned(),
+        AUDITOR_PASSWORD.to_owned(),
+        service_secret.clone(),
+        basic,
+    ];
+    for token in &tokens {
+        forbidden.push(token.clone());
+        // Any two-segment prefix of a JWT is already too much.
+        let mut parts = token.split('.');
+        forbidden.push(format!(
+            "{}.{}",
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        ));
+    }
+    for needle in &forbidden {
+        assert!(
+            !all_output.contains(needle.as_str()),
+            "a secret reached the logs: {}…",
+            &needle[..8]
+        );
+    }
+    assert!(
+        !all_output.contains("eyJ"),
+        "something JWT-shaped reached the logs"
+    );
+}
