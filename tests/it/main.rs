@@ -8,8 +8,10 @@
 
 mod support;
 
+mod apply;
 mod check_path;
 mod e2e_envoy;
+mod interop;
 mod log_secrets;
 mod staleness;
 mod token_endpoint;

@@ -338,3 +338,14 @@ async fn unknown_user_wrong_password_and_disabled_account_get_identical_answers(
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0], answers[2]);
 }
+
+#[test]
+fn example_configuration_lists_the_defaults() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/gatehouse.toml"
+    ));
+    let loaded = gatehouse::config::Config::load(Some(path)).unwrap();
+    let defaults = gatehouse::config::Config::default();
+    assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+}

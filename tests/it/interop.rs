@@ -1,0 +1,102 @@
+//! Clients nobody here wrote: PyJWT verifies gatehouse's tokens against `/jwks`, and
+//! jsonwebtoken (a Rust library gatehouse does not use at run time) mints tokens gatehouse accepts.
+
+use std::path::Path;
+
+use crate::support::{
+    ALICE_PASSWORD, TestGatehouse, answer, assert_deny, assert_permit, example_policy, forge,
+};
+
+fn python() -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/install-envoy.sh",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn pyjwt_verifies_tokens_with_the_published_jwks() {
+    let g = TestGatehouse::start(&example_policy()).await;
+    let body = g.user_token("invoices-web", "alice", ALICE_PASSWORD).await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/pyjwt_verify.py");
+    let jwks = g.url("/jwks");
+    let output = tokio::process::Command::new(python())
+        .args([script, &jwks, &token, "https://auth.test", "invoices-api"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verified: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verified["header"]["typ"], "at+jwt");
+    assert_eq!(verified["claims"]["sub"], "alice");
+    assert_eq!(
+        verified["claims"]["client_id"],
+        g.clients["invoices-web"].id.as_str()
+    );
+
+    // PyJWT refuses a token whose payload was altered.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] =
+        forge::b64(forge::with(&forge::payload(&token), "sub", Some("mallory".into())).to_string());
+    let tampered = parts.join(".");
+    let output = tokio::process::Command::new(python())
+        .args([
+            script,
+            &jwks,
+            &tampered,
+            "https://auth.test",
+            "invoices-api",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[tokio::test]
+async fn tokens_minted_by_an_independent_library_are_accepted_only_with_at_jwt_type() {
+    let g = TestGatehouse::start(&example_policy()).await;
+    let real = g.user_token("invoices-web", "alice", ALICE_PASSWORD).await;
+    let claims = forge::payload(real["access_token"].as_str().unwrap());
+    let pem = std::fs::read(&g.config().keys.signing_key_path).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(g.signing_key().kid().to_owned());
+    header.typ = Some("at+jwt".into());
+    let minted = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let auth = format!("Bearer {minted}");
+    let extensions = [("resource_type", "invoices")];
+    assert_permit(&answer(
+        &g.check(
+            "GET",
+            "/v1/invoices/1",
+            &[("authorization", &auth)],
+            &extensions,
+        )
+        .await,
+    ));
+
+    header.typ = Some("JWT".into());
+    let id_like = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let auth = format!("Bearer {id_like}");
+    let a = answer(
+        &g.check(
+            "GET",
+            "/v1/invoices/1",
+            &[("authorization", &auth)],
+            &extensions,
+        )
+        .await,
+    );
+    assert_deny(&a, 401);
+    assert_eq!(a.reason(), "token_type_refused");
+}
