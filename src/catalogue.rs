@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::policy::RouteSpec;
 use crate::resources::{Resource, TemplateError, UrlTemplate};
 
 /// Whom a token speaks for: an account (user) or a client acting for itself.
@@ -103,6 +104,64 @@ impl Catalogue {
     }
 }
 
+/// One parsed route-table entry.
+#[derive(Debug, Clone)]
+struct Route {
+    host: Option<String>,
+    template: UrlTemplate,
+    kind: String,
+    name: Option<String>,
+}
+
+/// Host and path templates → resource type and name, for meshes that cannot set
+/// `context_extensions`.
+#[derive(Debug, Default)]
+pub struct RouteTable(Vec<Route>);
+
+impl RouteTable {
+    /// Parses the route table; a template that does not parse is an error.
+    pub fn new(routes: Vec<RouteSpec>) -> Result<Self, TemplateError> {
+        routes
+            .into_iter()
+            .map(|spec| {
+                Ok(Route {
+                    template: UrlTemplate::parse(&spec.path)?,
+                    host: spec.host,
+                    kind: spec.kind,
+                    name: spec.name,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// The `(type, name)` of the first entry matching `host` and the path segments.
+    pub fn resolve(&self, host: &str, segments: &[&str]) -> Option<(&str, Option<&str>)> {
+        self.0
+            .iter()
+            .find(|route| {
+                route
+                    .host
+                    .as_deref()
+                    .is_none_or(|wanted| host_matches(wanted, host))
+                    && route.template.matches(segments)
+            })
+            .map(|route| (route.kind.as_str(), route.name.as_deref()))
+    }
+}
+
+/// Case-insensitive host comparison; the request's port is ignored unless the entry names one.
+fn host_matches(wanted: &str, host: &str) -> bool {
+    if wanted.contains(':') {
+        return wanted.eq_ignore_ascii_case(host);
+    }
+    let bare = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    wanted.eq_ignore_ascii_case(bare)
+}
+
 /// The current permission version of every live subject.
 #[derive(Debug, Default, Clone)]
 pub struct Versions(HashMap<Subject, u64>);
@@ -126,6 +185,7 @@ pub struct PolicySnapshot {
     pub policy_id: String,
     pub catalogue: Catalogue,
     pub versions: Versions,
+    pub routes: RouteTable,
 }
 
 #[cfg(test)]
@@ -166,5 +226,39 @@ mod tests {
             catalogue.get("r2").map(|r| r.action.as_str()),
             Some("write")
         );
+    }
+
+    #[test]
+    fn route_table_resolves_first_match_by_host_and_template() {
+        let route = |host: Option<&str>, path: &str, kind: &str, name: Option<&str>| RouteSpec {
+            host: host.map(str::to_owned),
+            path: path.into(),
+            kind: kind.into(),
+            name: name.map(str::to_owned),
+        };
+        let table = RouteTable::new(vec![
+            route(
+                Some("billing.local"),
+                "/v1/invoices/{**}",
+                "invoices",
+                Some("invoice"),
+            ),
+            route(None, "/v1/invoices/{**}", "legacy", None),
+        ])
+        .unwrap();
+        let segments = ["v1", "invoices", "inv-1"];
+        assert_eq!(
+            table.resolve("billing.local", &segments),
+            Some(("invoices", Some("invoice")))
+        );
+        assert_eq!(
+            table.resolve("BILLING.local:8443", &segments),
+            Some(("invoices", Some("invoice")))
+        );
+        assert_eq!(
+            table.resolve("other.local", &segments),
+            Some(("legacy", None))
+        );
+        assert_eq!(table.resolve("billing.local", &["v2"]), None);
     }
 }

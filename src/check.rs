@@ -1,6 +1,7 @@
 //! The decision core: given a request, the trusted keys, the policy snapshot and the time,
 //! decide. No I/O happens here; when the token defers to the database the core returns a
-//! [`Lookup`] that the adapter answers with one store query and hands back.
+//! [`Lookup`] that the adapter answers with one store query and hands back, and when the
+//! token's key is unknown it returns [`Step::Refetch`] so the adapter may fetch keys again.
 
 mod credential;
 mod methods;
@@ -12,14 +13,13 @@ use crate::catalogue::{PolicySnapshot, Subject};
 use crate::decision::{
     Advice, Checked, Decision, EvaluatedTuple, Obligation, Outcome, Principal, Verdict,
 };
-use crate::keys::VerificationKeys;
 use crate::path::{canonical_path, segments};
-use crate::tokens::{Grants, VerifiedToken, VerifyPolicy, verify};
+use crate::tokens::{Grants, TokenError, TrustSet, VerifiedToken, verify};
 
-/// Settings of the decision core, fixed by configuration.
+/// Settings of the decision core, fixed by configuration. What tokens must satisfy is part of
+/// the trust set (one policy per trusted issuer).
 #[derive(Debug, Clone)]
 pub struct CheckSettings {
-    pub verify: VerifyPolicy,
     pub methods: MethodMap,
     /// A permit for a token expiring within this many seconds carries `reauth/token_expiring`.
     pub expiring_within: i64,
@@ -31,6 +31,8 @@ pub struct AccessRequest<'a> {
     pub method: &'a str,
     /// The raw request target (path and query) exactly as the proxy saw it.
     pub target: &'a str,
+    /// The `:authority` (host) of the request, for the route table.
+    pub host: &'a str,
     /// Every `authorization` value the request carried.
     pub credential: Credential<'a>,
     /// `type` of the resource, when the route supplies it.
@@ -42,7 +44,7 @@ pub struct AccessRequest<'a> {
 /// What the core needs besides the request.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
-    pub keys: &'a VerificationKeys,
+    pub trust: &'a TrustSet,
     pub snapshot: &'a PolicySnapshot,
     pub settings: &'a CheckSettings,
     pub now: i64,
@@ -53,6 +55,9 @@ pub struct Context<'a> {
 pub enum Step {
     Done(Checked),
     Lookup(Lookup),
+    /// No trusted key has the token's `kid`, or its issuer's keys are unavailable: the
+    /// adapter may fetch keys again (bounded) and evaluate once more, else answer this deny.
+    Refetch(Checked),
 }
 
 /// A pending database-path decision: does `subject` hold a grant on any of `candidates`?
@@ -142,15 +147,19 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
     };
 
     let settings = context.settings;
-    let token = match verify(token, context.keys, &settings.verify, context.now) {
+    let token = match verify(token, context.trust, context.now) {
         Ok(token) => token,
         Err(error) => {
-            return Step::Done(deny(
-                policy_id,
-                Outcome::InvalidToken,
-                error.reason(),
-                tuple,
-            ));
+            // Missing keys are our fault, not the token's: 503, so clients keep good tokens.
+            let outcome = match error {
+                TokenError::KeysUnavailable => Outcome::Unavailable,
+                _ => Outcome::InvalidToken,
+            };
+            let denied = deny(policy_id, outcome, error.reason(), tuple);
+            return match error {
+                TokenError::UnknownKey | TokenError::KeysUnavailable => Step::Refetch(denied),
+                _ => Step::Done(denied),
+            };
         }
     };
     let principal = Principal {
@@ -177,6 +186,17 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
         checked.principal = Some(principal);
         return Step::Done(checked);
     }
+    // A token without a permission version (an external issuer's) still speaks only for a
+    // live, enabled subject: a disabled or removed account gets nothing.
+    if token.pver.is_none() && context.snapshot.versions.get(&subject).is_none() {
+        return Step::Done(forbid(
+            policy_id,
+            principal,
+            tuple,
+            "subject_unknown_or_disabled",
+            Vec::new(),
+        ));
+    }
 
     let Some(action) = settings.methods.action(request.method) else {
         return Step::Done(forbid(
@@ -190,16 +210,33 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
     tuple.action = Some(action.to_owned());
 
     let path_segments = segments(path);
+    // Route-supplied context wins; the route table fills in where the mesh cannot set it.
+    let (resource_type, resource_name) = match (request.resource_type, request.resource_name) {
+        (None, None) => match context
+            .snapshot
+            .routes
+            .resolve(request.host, &path_segments)
+        {
+            Some((kind, name)) => (Some(kind), name),
+            None => (None, None),
+        },
+        given => given,
+    };
+    tuple.resource_type = resource_type.map(str::to_owned);
+    tuple.resource_name = resource_name.map(str::to_owned);
     let mut in_scope = Vec::new();
     let mut missing_scope: Option<&str> = None;
-    let candidates = context.snapshot.catalogue.candidates(
-        action,
-        &path_segments,
-        request.resource_type,
-        request.resource_name,
-    );
+    let candidates =
+        context
+            .snapshot
+            .catalogue
+            .candidates(action, &path_segments, resource_type, resource_name);
     for resource in candidates {
-        if token.scopes.contains(&resource.kind) {
+        if token
+            .scopes
+            .as_ref()
+            .is_none_or(|scopes| scopes.contains(&resource.kind))
+        {
             in_scope.push(resource.id.as_str());
         } else {
             missing_scope.get_or_insert(resource.kind.as_str());
@@ -254,7 +291,8 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
 }
 
 /// A token is stale when its subject (or, for account tokens, its client) is gone or has a
-/// newer permission version than the token carries.
+/// newer permission version than the token carries. A token without `pver` (an external
+/// issuer's) carries no version to compare: its own lifetime bounds it.
 fn is_stale(token: &VerifiedToken, subject: &Subject, snapshot: &PolicySnapshot) -> bool {
     let older = |subject: &Subject, carried: u64| {
         snapshot
@@ -262,7 +300,7 @@ fn is_stale(token: &VerifiedToken, subject: &Subject, snapshot: &PolicySnapshot)
             .get(subject)
             .is_none_or(|current| carried < current)
     };
-    if older(subject, token.pver) {
+    if token.pver.is_some_and(|pver| older(subject, pver)) {
         return true;
     }
     match token.cver {

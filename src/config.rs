@@ -8,7 +8,11 @@ use serde::Deserialize;
 
 use crate::check::{CheckSettings, MethodMap};
 use crate::issuer::IssuerSettings;
-use crate::tokens::VerifyPolicy;
+use crate::tokens::{OwnClaims, VerifyPolicy};
+
+mod issuers;
+
+pub use issuers::{IssuerConfig, KeySource, TrustedIssuerConfig};
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,10 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub check: CheckConfig,
     pub log: LogConfig,
+    /// `[issuer]`: whether this gatehouse issues tokens.
+    pub issuer: IssuerConfig,
+    /// `[[issuers]]`: external issuers whose tokens are trusted.
+    pub issuers: Vec<TrustedIssuerConfig>,
 }
 
 /// Listening addresses.
@@ -59,12 +67,16 @@ impl Default for ServerConfig {
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB` (shared by replicas).
     pub url: String,
     /// A database-path check waits at most this long for its query, then answers 503.
     pub query_timeout_ms: u64,
     /// How often the store's generation is polled to refresh the in-memory snapshot.
     pub reload_interval_ms: u64,
+    /// Database-path answers kept in memory (0 disables the cache).
+    pub grant_cache_capacity: u64,
+    /// How long a cached database-path answer is kept; any permission change clears it.
+    pub grant_cache_ttl_ms: u64,
 }
 
 impl std::fmt::Debug for StoreConfig {
@@ -75,6 +87,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &format_args!("{scheme}:***"))
             .field("query_timeout_ms", &self.query_timeout_ms)
             .field("reload_interval_ms", &self.reload_interval_ms)
+            .field("grant_cache_capacity", &self.grant_cache_capacity)
+            .field("grant_cache_ttl_ms", &self.grant_cache_ttl_ms)
             .finish()
     }
 }
@@ -85,6 +99,8 @@ impl Default for StoreConfig {
             url: "sqlite://gatehouse.db".into(),
             query_timeout_ms: 150,
             reload_interval_ms: 250,
+            grant_cache_capacity: 100_000,
+            grant_cache_ttl_ms: 30_000,
         }
     }
 }
@@ -237,8 +253,12 @@ impl Config {
                 "must be between 1024 and 1048576",
             ));
         }
-        if !self.store.url.starts_with("sqlite:") {
-            return Err(invalid("store.url", "must be a sqlite: URL"));
+        let url = &self.store.url;
+        if !["sqlite:", "postgres:", "postgresql:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(invalid("store.url", "must be a sqlite: or postgres: URL"));
         }
         if self.store.query_timeout_ms == 0 || self.store.reload_interval_ms == 0 {
             return Err(invalid("store", "timeouts and intervals must be positive"));
@@ -252,19 +272,12 @@ impl Config {
                 "must be non-empty without quotes or backslashes",
             ));
         }
-        Ok(())
+        issuers::validate(self)
     }
 
     /// Settings of the decision core.
     pub fn check_settings(&self) -> CheckSettings {
         CheckSettings {
-            verify: VerifyPolicy {
-                issuer: self.tokens.issuer.clone(),
-                audience: self.tokens.audience.clone(),
-                leeway: self.tokens.leeway_seconds,
-                max_lifetime: self.tokens.max_lifetime_seconds,
-                max_token_bytes: self.tokens.max_token_bytes,
-            },
             methods: self
                 .check
                 .methods
@@ -272,6 +285,18 @@ impl Config {
                 .map(MethodMap::new)
                 .unwrap_or_default(),
             expiring_within: self.check.expiring_within_seconds,
+        }
+    }
+
+    /// What gatehouse's own tokens must satisfy.
+    pub fn own_verify_policy(&self) -> VerifyPolicy {
+        VerifyPolicy {
+            issuer: self.tokens.issuer.clone(),
+            audience: self.tokens.audience.clone(),
+            leeway: self.tokens.leeway_seconds,
+            max_lifetime: self.tokens.max_lifetime_seconds,
+            max_token_bytes: self.tokens.max_token_bytes,
+            own_claims: OwnClaims::Required,
         }
     }
 

@@ -107,6 +107,7 @@ impl Authorization for CheckService {
         let access = AccessRequest {
             method: &http.method,
             target: &http.path,
+            host: &http.host,
             credential: read_credential(&authorization),
             resource_type: extensions.get(RESOURCE_TYPE_KEY).map(String::as_str),
             resource_name: extensions.get(RESOURCE_NAME_KEY).map(String::as_str),

@@ -13,14 +13,16 @@ use tokio::sync::watch;
 
 use crate::server::Gatehouse;
 
-/// The router, built without a socket so tests can call it directly.
+/// The router, built without a socket so tests can call it directly. A decide-only
+/// gatehouse has no `/token` and no `/jwks` (404).
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
-    Router::new()
-        .merge(token::routes())
-        .route("/jwks", get(jwks))
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(gatehouse)
+        .route("/readyz", get(readyz));
+    if gatehouse.issuer.is_some() {
+        router = router.merge(token::routes()).route("/jwks", get(jwks));
+    }
+    router.with_state(gatehouse)
 }
 
 /// Serves HTTP on `listener` until `stopped` turns true.
@@ -41,7 +43,10 @@ pub async fn serve(
 
 /// Public keys only; clients may cache them for five minutes.
 async fn jwks(axum::extract::State(gatehouse): axum::extract::State<Arc<Gatehouse>>) -> Response {
-    let mut response = axum::Json(&gatehouse.jwks).into_response();
+    let Some(jwks) = &gatehouse.jwks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = axum::Json(jwks).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -53,8 +58,12 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the store answers (the keys are loaded before the listeners start).
+/// Ready when every trusted issuer's keys have loaded once and the store answers (the own
+/// signing key is loaded before the listeners start).
 async fn readyz(axum::extract::State(gatehouse): axum::extract::State<Arc<Gatehouse>>) -> Response {
+    if !gatehouse.keys_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "issuer keys not loaded").into_response();
+    }
     match gatehouse.store.generation().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),

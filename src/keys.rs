@@ -27,6 +27,8 @@ pub enum KeyError {
     Sign,
     #[error("JWK is not a usable RS256 public key")]
     BadJwk,
+    #[error("key set is not a JWKS with at least one RS256 signing key of 2048 bits or more")]
+    NoUsableKey,
 }
 
 /// A public key as published at `/jwks` (RFC 7517): public members only.
@@ -130,6 +132,24 @@ pub fn thumbprint(n: &str, e: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// A member of a fetched key set: everything optional, since issuers publish other kinds too.
+#[derive(Debug, Deserialize)]
+struct FetchedJwk {
+    kty: Option<String>,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    usage: Option<String>,
+    alg: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+/// A fetched key set; its members are read one by one so that one odd key spoils nothing.
+#[derive(Debug, Deserialize)]
+struct FetchedJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
 /// One parsed RS256 verification key.
 struct VerificationKey {
     key: ParsedPublicKey,
@@ -174,6 +194,32 @@ impl VerificationKeys {
         Ok(Self { by_kid })
     }
 
+    /// Reads a JWKS fetched from another issuer and keeps its RS256 signing keys: `kty` RSA,
+    /// `use` absent or `sig`, `alg` absent or `RS256`, a non-empty `kid`, a modulus of at
+    /// least 2048 bits. Other members are skipped (and counted); a repeated `kid` keeps its
+    /// first key. A body that is not a key set, or has no usable key, is refused so that the
+    /// last good keys stay in use.
+    pub fn from_fetched_jwks(body: &[u8]) -> Result<(Self, usize), KeyError> {
+        let set: FetchedJwkSet = serde_json::from_slice(body).map_err(|_| KeyError::NoUsableKey)?;
+        let mut by_kid = HashMap::new();
+        let mut skipped = 0;
+        for member in set.keys {
+            match serde_json::from_value::<FetchedJwk>(member)
+                .ok()
+                .and_then(|jwk| fetched_key(&jwk))
+            {
+                Some((kid, key)) if !by_kid.contains_key(&kid) => {
+                    by_kid.insert(kid, key);
+                }
+                _ => skipped += 1,
+            }
+        }
+        if by_kid.is_empty() {
+            return Err(KeyError::NoUsableKey);
+        }
+        Ok((Self { by_kid }, skipped))
+    }
+
     /// Whether a key with this `kid` is trusted.
     pub fn contains(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
@@ -193,6 +239,38 @@ impl VerificationKeys {
     /// Whether no key is trusted.
     pub fn is_empty(&self) -> bool {
         self.by_kid.is_empty()
+    }
+}
+
+/// The `kid` and parsed key of a fetched member, when it is an RS256 signing key.
+fn fetched_key(jwk: &FetchedJwk) -> Option<(String, VerificationKey)> {
+    if jwk.kty.as_deref() != Some("RSA")
+        || jwk.usage.as_deref().is_some_and(|usage| usage != "sig")
+        || jwk.alg.as_deref().is_some_and(|alg| alg != "RS256")
+    {
+        return None;
+    }
+    let kid = jwk
+        .kid
+        .as_deref()
+        .filter(|kid| !kid.is_empty() && kid.len() <= 256)?;
+    let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref()?).ok()?;
+    let e = URL_SAFE_NO_PAD.decode(jwk.e.as_deref()?).ok()?;
+    if modulus_bits(&n) < 2048 {
+        return None;
+    }
+    let key = PublicKeyComponents { n, e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .ok()?;
+    Some((kid.to_owned(), VerificationKey { key }))
+}
+
+/// The bit length of a big-endian unsigned integer.
+fn modulus_bits(n: &[u8]) -> usize {
+    let significant: Vec<&u8> = n.iter().skip_while(|b| **b == 0).collect();
+    match significant.first() {
+        None => 0,
+        Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
     }
 }
 
@@ -224,6 +302,43 @@ mod tests {
         assert_eq!(keys.verify(key.kid(), b"message", &signature), Some(true));
         assert_eq!(keys.verify(key.kid(), b"other", &signature), Some(false));
         assert_eq!(keys.verify("unknown", b"message", &signature), None);
+    }
+
+    #[test]
+    fn fetched_key_sets_keep_only_rs256_signing_keys() {
+        let key = SigningKey::generate().unwrap();
+        let jwk = serde_json::to_value(key.jwk()).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut jwk = jwk.clone();
+            jwk[field] = value;
+            jwk
+        };
+        let mut no_alg = jwk.clone();
+        no_alg.as_object_mut().unwrap().remove("alg");
+        let short = URL_SAFE_NO_PAD.encode([0xff_u8; 128]);
+        let body = serde_json::json!({"keys": [
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+            with("use", "enc".into()),
+            with("alg", "RS512".into()),
+            with("n", short.into()),
+            with("kid", "".into()),
+            "not an object",
+            no_alg,
+        ]});
+        let (keys, skipped) =
+            VerificationKeys::from_fetched_jwks(body.to_string().as_bytes()).unwrap();
+        assert_eq!((keys.len(), skipped), (1, 6));
+        assert!(keys.contains(key.kid()));
+
+        for refused in [
+            r#"{"keys":[]}"#,
+            "[]",
+            "not json",
+            r#"{"keys":[{"kty":"EC"}]}"#,
+        ] {
+            assert!(VerificationKeys::from_fetched_jwks(refused.as_bytes()).is_err());
+        }
+        assert_eq!(modulus_bits(&[0x00, 0x01, 0x00]), 9);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! - domain: [`clock`], [`decision`], [`resources`], [`path`], [`tokens`], [`keys`],
 //!   [`catalogue`], [`check`], [`policy`], [`issuer`], [`credentials`] — no tokio, tonic,
 //!   axum or sqlx;
-//! - storage: [`store`], a trait with a SQLite implementation;
+//! - storage: [`store`], a trait with a SQLite and a Postgres implementation;
 //! - protocol adapters: [`grpc`] (Envoy ext_authz v3) and [`http`] (`/token`, `/jwks`);
+//! - key fetching: [`jwks`] keeps trusted issuers' keys current (reqwest, moka);
 //! - wiring: [`config`], [`server`], [`admin`].
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod decision;
 pub mod grpc;
 pub mod http;
 pub mod issuer;
+pub mod jwks;
 pub mod keys;
 pub mod path;
 pub mod policy;

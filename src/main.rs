@@ -52,6 +52,9 @@ enum Command {
         /// `resource_name`, as a route's context extensions would supply it.
         #[arg(long)]
         resource_name: Option<String>,
+        /// The request's host, for the route table.
+        #[arg(long, default_value = "")]
+        host: String,
     },
 }
 
@@ -144,6 +147,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             path,
             resource_type,
             resource_name,
+            host,
         } => {
             let mut token = String::new();
             std::io::stdin().read_to_string(&mut token)?;
@@ -153,6 +157,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let request = AccessRequest {
                 method: &method,
                 target: &path,
+                host: &host,
                 credential: read_credential(&values),
                 resource_type: resource_type.as_deref(),
                 resource_name: resource_name.as_deref(),

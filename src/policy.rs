@@ -106,6 +106,24 @@ pub struct GrantSpec {
     pub client: Option<String>,
 }
 
+/// A route-table entry: where Envoy cannot set `context_extensions` (Istio `CUSTOM`), the
+/// request's host and path select the resource `type` (and optionally `name`). Entries are
+/// tried in file order; the first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// The `:authority` to match (case-insensitive, port ignored unless given); any host when
+    /// omitted.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// A URL template, as for resources.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// A whole policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +140,8 @@ pub struct PolicyFile {
     pub accounts: Vec<AccountSpec>,
     #[serde(default)]
     pub grants: Vec<GrantSpec>,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
 }
 
 fn default_policy_id() -> String {
@@ -243,6 +263,29 @@ impl PolicyFile {
                 .is_some_and(|phc| !is_password_hash(phc))
             {
                 return Err(invalid(at, "password_hash must be an argon2 PHC string"));
+            }
+        }
+
+        for (index, route) in self.routes.iter().enumerate() {
+            let at = format!("routes[{index}]");
+            let host_ok = route.host.as_deref().is_none_or(|host| {
+                !host.is_empty()
+                    && host.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b)
+                    })
+            });
+            if !host_ok {
+                return Err(invalid(
+                    at,
+                    "host must be a lower-case host name, optionally with :port",
+                ));
+            }
+            UrlTemplate::parse(&route.path)
+                .map_err(|error| invalid(format!("{at}.path"), error.to_string()))?;
+            if !is_identifier(&route.kind)
+                || route.name.as_deref().is_some_and(|n| !is_identifier(n))
+            {
+                return Err(invalid(at, "type and name must be identifiers"));
             }
         }
 

@@ -1,5 +1,9 @@
 //! Wiring: open the store, load the key, keep the snapshot current, run both listeners.
 
+mod grant_cache;
+
+pub use grant_cache::{GrantCache, LookupError};
+
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -8,15 +12,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::catalogue::{Catalogue, PolicySnapshot, Versions};
+use crate::catalogue::{Catalogue, PolicySnapshot, RouteTable, Versions};
 use crate::check::{AccessRequest, CheckSettings, Context, Step, evaluate};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::Checked;
 use crate::issuer::Issuer;
+use crate::jwks::TrustedIssuers;
 use crate::keys::{JwkSet, KeyError, SigningKey, VerificationKeys};
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+use crate::tokens::TrustedIssuer;
 
 /// Why gatehouse could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +39,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Issuers(#[from] crate::jwks::JwksError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -46,15 +55,28 @@ pub struct Gatehouse {
     pub settings: CheckSettings,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub issuer: Issuer,
-    pub jwks: JwkSet,
-    keys: VerificationKeys,
+    /// The token endpoint's logic; `None` when decide-only (`[issuer] enabled = false`).
+    pub issuer: Option<Issuer>,
+    /// The public keys served at `/jwks`; `None` when decide-only.
+    pub jwks: Option<JwkSet>,
+    /// Every trusted issuer's keys (gatehouse's own among them when it issues).
+    keys: Arc<TrustedIssuers>,
     snapshot: RwLock<Arc<PolicySnapshot>>,
+    /// Database-path answers.
+    pub grant_cache: GrantCache,
 }
 
-/// Opens the store named by the configuration.
+/// Opens the store named by the configuration: the URL scheme picks the backend.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqliteStore::connect(&config.store.url).await?))
+    let url = &config.store.url;
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        // A pool connection that cannot be had within the query budget is an outage.
+        let acquire_timeout = Duration::from_millis(config.store.query_timeout_ms);
+        return Ok(Arc::new(
+            PostgresStore::connect(url, acquire_timeout).await?,
+        ));
+    }
+    Ok(Arc::new(SqliteStore::connect(url).await?))
 }
 
 /// Reads the signing key, generating and persisting it (mode 0600) when the file is missing.
@@ -101,13 +123,14 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 fn build_snapshot(data: crate::store::SnapshotData) -> Result<PolicySnapshot, StoreError> {
-    let catalogue = Catalogue::new(data.resources)
-        .map_err(|error| StoreError::Inconsistent(error.to_string()))?;
+    let inconsistent =
+        |error: crate::resources::TemplateError| StoreError::Inconsistent(error.to_string());
     Ok(PolicySnapshot {
         generation: data.generation,
         policy_id: data.policy_id,
-        catalogue,
+        catalogue: Catalogue::new(data.resources).map_err(inconsistent)?,
         versions: Versions::new(data.versions.into_iter().collect()),
+        routes: RouteTable::new(data.routes).map_err(inconsistent)?,
     })
 }
 
@@ -116,21 +139,21 @@ impl Gatehouse {
     pub async fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, StartError> {
         config.validate()?;
         let store = open_store(&config).await?;
-        let key = load_or_create_key(&config.keys.signing_key_path)?;
-        let jwks = JwkSet {
-            keys: vec![key.jwk().clone()],
+        let own = if config.issuer.enabled {
+            Some(own_issuer(&config, &store, &clock)?)
+        } else {
+            None
         };
-        let keys = VerificationKeys::from_jwks(&jwks).map_err(|source| StartError::Key {
-            path: config.keys.signing_key_path.display().to_string(),
-            source,
-        })?;
+        let (issuer, jwks, own) = match own {
+            Some((issuer, jwks, trusted)) => (Some(issuer), Some(jwks), Some(trusted)),
+            None => (None, None, None),
+        };
+        let keys = Arc::new(TrustedIssuers::new(own, &config, clock.clone())?);
         let snapshot = build_snapshot(store.snapshot().await?)?;
-        let issuer = Issuer {
-            settings: config.issuer_settings(),
-            store: store.clone(),
-            key: Arc::new(key),
-            clock: clock.clone(),
-        };
+        let grant_cache = GrantCache::new(
+            config.store.grant_cache_capacity,
+            Duration::from_millis(config.store.grant_cache_ttl_ms),
+        );
         Ok(Arc::new(Self {
             settings: config.check_settings(),
             config,
@@ -140,6 +163,7 @@ impl Gatehouse {
             jwks,
             keys,
             snapshot: RwLock::new(Arc::new(snapshot)),
+            grant_cache,
         }))
     }
 
@@ -162,39 +186,48 @@ impl Gatehouse {
             Ok(mut guard) => *guard = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
+        self.grant_cache.clear();
         Ok(true)
     }
 
-    /// Decides one request; a database-path question waits at most `budget` (and the
-    /// configured query timeout), then fails closed.
+    /// Whether every trusted issuer's keys have been loaded at least once.
+    pub fn keys_ready(&self) -> bool {
+        self.keys.ready()
+    }
+
+    /// Decides one request; a key refetch and a database-path question together wait at
+    /// most `budget` (the latter also at most the configured query timeout), then fail closed.
     pub async fn check(&self, request: &AccessRequest<'_>, budget: Option<Duration>) -> Checked {
+        let started = Instant::now();
         let snapshot = self.snapshot();
-        let context = Context {
-            keys: &self.keys,
-            snapshot: &snapshot,
-            settings: &self.settings,
-            now: self.clock.now(),
-        };
-        match evaluate(request, &context) {
-            Step::Done(checked) => checked,
+        let mut step = self.decide(request, &snapshot);
+        if matches!(step, Step::Refetch(_)) {
+            // An unknown kid, or keys unavailable: fetch again within the budget, then redo.
+            self.keys.refetch(self.keys.refetch_wait(budget)).await;
+            step = self.decide(request, &snapshot);
+        }
+        let budget = budget.map(|budget| budget.saturating_sub(started.elapsed()));
+        match step {
+            Step::Done(checked) | Step::Refetch(checked) => checked,
             Step::Lookup(lookup) => {
                 let mut wait = Duration::from_millis(self.config.store.query_timeout_ms);
                 if let Some(budget) = budget {
                     wait = wait.min(budget);
                 }
-                let started = Instant::now();
-                let query = self.store.grant_exists(&lookup.subject, &lookup.candidates);
-                let answer = match tokio::time::timeout(wait, query).await {
-                    Ok(Ok(granted)) => Some(granted),
-                    Ok(Err(error)) => {
+                let answer = self
+                    .grant_cache
+                    .grant_exists(
+                        &self.store,
+                        snapshot.generation,
+                        &lookup.subject,
+                        &lookup.candidates,
+                        wait,
+                    )
+                    .await;
+                let answer = match answer {
+                    Ok(granted) => Some(granted),
+                    Err(error) => {
                         tracing::warn!(error = %error, "grant lookup failed");
-                        None
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            waited_ms = started.elapsed().as_millis() as u64,
-                            "grant lookup timed out"
-                        );
                         None
                     }
                 };
@@ -202,6 +235,47 @@ impl Gatehouse {
             }
         }
     }
+
+    /// One pass of the decision core with the current trust set.
+    fn decide(&self, request: &AccessRequest<'_>, snapshot: &PolicySnapshot) -> Step {
+        let trust = self.keys.trust_set();
+        let context = Context {
+            trust: &trust,
+            snapshot,
+            settings: &self.settings,
+            now: self.clock.now(),
+        };
+        evaluate(request, &context)
+    }
+}
+
+/// The embedded issuer: the signing key (loaded or created), its `/jwks`, and its place in
+/// the trust set, whose keys never go stale.
+fn own_issuer(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Issuer, JwkSet, TrustedIssuer), StartError> {
+    let key = load_or_create_key(&config.keys.signing_key_path)?;
+    let jwks = JwkSet {
+        keys: vec![key.jwk().clone()],
+    };
+    let keys = VerificationKeys::from_jwks(&jwks).map_err(|source| StartError::Key {
+        path: config.keys.signing_key_path.display().to_string(),
+        source,
+    })?;
+    let issuer = Issuer {
+        settings: config.issuer_settings(),
+        store: store.clone(),
+        key: Arc::new(key),
+        clock: clock.clone(),
+    };
+    let trusted = TrustedIssuer {
+        policy: config.own_verify_policy(),
+        keys: Some(Arc::new(keys)),
+        honoured_until: None,
+    };
+    Ok((issuer, jwks, trusted))
 }
 
 /// A running gatehouse: its bound addresses and a way to stop it.
@@ -234,7 +308,8 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let http_addr = local_addr(&http_listener, gatehouse.config.server.http_addr)?;
 
     let (shutdown, stopped) = watch::channel(false);
-    let tasks = vec![
+    let key_refresh = gatehouse.keys.spawn_refresh(&stopped);
+    let mut tasks = vec![
         tokio::spawn(crate::grpc::serve(
             gatehouse.clone(),
             grpc_listener,
@@ -247,6 +322,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
         )),
         tokio::spawn(reload_loop(gatehouse.clone(), reload_every, stopped)),
     ];
+    tasks.extend(key_refresh);
     tracing::info!(grpc.addr = %grpc_addr, http.addr = %http_addr, "gatehouse listening");
     Ok(Running {
         gatehouse,
@@ -272,19 +348,35 @@ fn local_addr(
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Keeps the snapshot current by polling the store's generation.
+/// Keeps the snapshot current: reloads on the store's change notification when it has one,
+/// and polls the generation every `every` regardless, which bounds staleness when a
+/// notification is lost.
+/// The longest one snapshot reload may take before the loop gives up on it.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn reload_loop(
     gatehouse: Arc<Gatehouse>,
     every: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut healthy = true;
+    let mut changes = gatehouse.store.changes();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = next_change(&mut changes) => {}
             _ = stopped.changed() => return,
         }
-        match gatehouse.reload().await {
+        // A connection that goes silent mid-query must not stall the loop: each reload gets a
+        // bounded time, and the next round tries again.
+        let reload = tokio::time::timeout(RELOAD_TIMEOUT, gatehouse.reload()).await;
+        let reload = reload.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "snapshot reload timed out",
+            ))))
+        });
+        match reload {
             Ok(changed) => {
                 if changed {
                     tracing::info!(
@@ -304,5 +396,16 @@ async fn reload_loop(
                 healthy = false;
             }
         }
+    }
+}
+
+/// Resolves on the next change notification; never when there is none to wait for.
+async fn next_change(changes: &mut Option<watch::Receiver<i64>>) {
+    let Some(receiver) = changes.as_mut() else {
+        return std::future::pending().await;
+    };
+    if receiver.changed().await.is_err() {
+        // The notifier is gone: polling alone from now on.
+        *changes = None;
     }
 }

@@ -5,6 +5,7 @@
 //! the database. Everything else serves `/token` and administration.
 
 mod fingerprint;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 pub use fingerprint::{SubjectState, fingerprint};
 
 use crate::catalogue::Subject;
-use crate::policy::{ClientKind, GrantType, PolicyFile};
+use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
 use crate::resources::Resource;
 use crate::secret::Secret;
 
@@ -62,6 +63,8 @@ pub struct SnapshotData {
     pub resources: Vec<Resource>,
     /// Current permission version of every live, enabled subject.
     pub versions: Vec<(Subject, u64)>,
+    /// The route table, in order.
+    pub routes: Vec<RouteSpec>,
 }
 
 /// Credentials prepared for a client the store may not have yet; used only if it is new.
@@ -155,6 +158,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every grant.
     async fn list_grants(&self) -> Result<Vec<GrantRow>, StoreError>;
+
+    /// Wakes the reload loop early when any process changes the policy (the value is the new
+    /// generation). `None` when the backend cannot tell: polling alone then bounds staleness,
+    /// as it also does when a notification is lost.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
 
     /// Query counters.
     fn stats(&self) -> &StoreStats;

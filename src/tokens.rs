@@ -7,13 +7,15 @@
 
 mod claims;
 mod json;
+mod trust;
 mod verify;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use claims::{AccessClaims, DB_MARKER, Grants, VerifiedToken};
-pub use verify::{TokenError, VerifyPolicy, verify};
+pub use trust::{TrustSet, TrustedIssuer};
+pub use verify::{OwnClaims, TokenError, VerifyPolicy, verify};
 
 use crate::keys::{KeyError, SigningKey};
 use crate::secret::Secret;

@@ -81,7 +81,11 @@ async fn issue(
         authorization.push(value.to_str().map_err(|_| OAuthError::InvalidClient)?);
     }
 
-    let issued = gatehouse.issuer.token(&authorization, body).await;
+    let Some(issuer) = &gatehouse.issuer else {
+        // Decide-only: the route is not even mounted.
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    let issued = issuer.token(&authorization, body).await;
     match &issued {
         Ok(issued) => tracing::info!(
             grant_type = issued.grant_type.as_str(),

@@ -14,7 +14,7 @@ use super::{
     StoreError, StoreStats,
 };
 use crate::catalogue::Subject;
-use crate::policy::{ClientKind, GrantType, PolicyFile};
+use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
 use crate::resources::Resource;
 use crate::secret::Secret;
 
@@ -166,10 +166,24 @@ impl Store for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(unavailable)?;
+        let routes: Vec<(Option<String>, String, String, Option<String>)> =
+            sqlx::query_as("SELECT host, path, type, name FROM routes ORDER BY position")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
 
         let mut data = SnapshotData {
             resources,
+            routes: routes
+                .into_iter()
+                .map(|(host, path, kind, name)| RouteSpec {
+                    host,
+                    path,
+                    kind,
+                    name,
+                })
+                .collect(),
             ..SnapshotData::default()
         };
         for (key, value) in meta {

@@ -50,17 +50,21 @@ pub struct VerifiedToken {
     pub subject: String,
     pub client_id: String,
     pub jti: String,
-    pub scopes: Vec<String>,
+    /// The resource types the token covers; `None` (an external token without `scope`)
+    /// excludes none.
+    pub scopes: Option<Vec<String>>,
     pub expires_at: f64,
-    pub pver: u64,
+    /// The subject's permission version; `None` on external tokens, which their lifetime bounds.
+    pub pver: Option<u64>,
     pub cver: Option<u64>,
     pub grants: Grants,
 }
 
 impl VerifiedToken {
-    /// Whether the token speaks for an account (minted by the password grant) rather than a
-    /// client acting for itself.
+    /// Whether the token speaks for an account rather than a client acting for itself: minted
+    /// by the password grant (it carries `cver`), or an external token without gatehouse's
+    /// `pver`, whose `sub` names an account.
     pub fn is_account_token(&self) -> bool {
-        self.cver.is_some()
+        self.cver.is_some() || self.pver.is_none()
     }
 }

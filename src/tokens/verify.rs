@@ -1,4 +1,4 @@
-//! Strict verification of compact RS256 access tokens.
+//! Strict verification of compact RS256 access tokens, against every trusted issuer.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::ACCESS_TOKEN_TYPE;
 use super::claims::{DB_MARKER, Grants, VerifiedToken};
 use super::json::parse_object;
-use crate::keys::VerificationKeys;
+use super::trust::TrustSet;
 
 /// Header parameters that would let a token choose its own key or key source.
 const KEY_SOURCE_PARAMETERS: [&str; 4] = ["jwk", "jku", "x5u", "x5c"];
@@ -25,9 +25,24 @@ pub struct VerifyPolicy {
     pub max_lifetime: i64,
     /// Tokens longer than this many bytes are refused before any decoding.
     pub max_token_bytes: usize,
+    /// Whether tokens must carry gatehouse's own claims (`pver`, `grants`).
+    pub own_claims: OwnClaims,
 }
 
-/// Why a token was refused. Every variant is answered 401 `invalid_token`.
+/// Whether an issuer's tokens must carry gatehouse's own claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnClaims {
+    /// gatehouse's own tokens: `pver` and `grants` are required.
+    Required,
+    /// An external issuer's tokens: without `grants` the check asks the database for the
+    /// account named by `sub`, without `pver` no staleness check applies, and without `scope`
+    /// no resource type is excluded. Where the claims are present they are used as on
+    /// gatehouse's own tokens.
+    Optional,
+}
+
+/// Why a token was refused. Every variant but [`TokenError::KeysUnavailable`] (503) is
+/// answered 401 `invalid_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("token is larger than allowed")]
@@ -56,6 +71,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("token lifetime is longer than allowed")]
     Lifetime,
+    #[error("the keys of the token's issuer are unavailable")]
+    KeysUnavailable,
 }
 
 impl TokenError {
@@ -75,21 +92,18 @@ impl TokenError {
             TokenError::Expired => "token_expired",
             TokenError::NotYetValid => "token_not_yet_valid",
             TokenError::Lifetime => "token_lifetime_too_long",
+            TokenError::KeysUnavailable => "keys_unavailable",
         }
     }
 }
 
-/// Verifies a compact access token at time `now` (Unix seconds).
+/// Verifies a compact access token at time `now` (Unix seconds) against the trust set.
 ///
 /// The order is chosen so that cheap checks run first and attacker-supplied claims are parsed
-/// only after the signature is known to be good.
-pub fn verify(
-    token: &str,
-    keys: &VerificationKeys,
-    policy: &VerifyPolicy,
-    now: i64,
-) -> Result<VerifiedToken, TokenError> {
-    if token.len() > policy.max_token_bytes {
+/// only after the signature is known to be good; the key is chosen by `kid` alone, and `iss`
+/// must then name the issuer that owns it.
+pub fn verify(token: &str, trust: &TrustSet, now: i64) -> Result<VerifiedToken, TokenError> {
+    if token.len() > trust.max_token_bytes() {
         return Err(TokenError::TooLarge);
     }
     let mut parts = token.split('.');
@@ -105,18 +119,24 @@ pub fn verify(
     let header = decode_object(header_b64)?;
     let kid = check_header(&header)?;
 
+    // Everything that can be checked without a key is, so that malformed input never makes
+    // the adapter fetch keys: the payload is decoded (not yet parsed), and the signature must
+    // have the length of an RSA-2048 to RSA-8192 signature.
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| TokenError::Malformed)?;
     let signature = URL_SAFE_NO_PAD
         .decode(signature_b64)
         .map_err(|_| TokenError::Malformed)?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-    match keys.verify(kid, signing_input.as_bytes(), &signature) {
-        None => return Err(TokenError::UnknownKey),
-        Some(false) => return Err(TokenError::Signature),
-        Some(true) => {}
+    if !(256..=1024).contains(&signature.len()) {
+        return Err(TokenError::Malformed);
     }
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    let signers = trust.signers(kid, signing_input.as_bytes(), &signature, now)?;
 
-    let claims = decode_object(payload_b64)?;
-    check_claims(&claims, policy, now as f64)
+    let claims = parse_object(&payload).ok_or(TokenError::Malformed)?;
+    let issuer = signers.owner(claims.get("iss").and_then(Value::as_str))?;
+    check_claims(&claims, &issuer.policy, now as f64)
 }
 
 fn decode_object(segment: &str) -> Result<Map<String, Value>, TokenError> {
@@ -178,24 +198,30 @@ fn check_claims(
     let subject = visible_string(claims.get("sub"))?;
     let client_id = visible_string(claims.get("client_id"))?;
     let jti = visible_string(claims.get("jti"))?;
+    let required = policy.own_claims == OwnClaims::Required;
     let scopes = match claims.get("scope") {
-        None => Vec::new(),
-        Some(Value::String(scope)) if scope.bytes().all(|b| (0x20..0x7f).contains(&b)) => scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        // gatehouse's own tokens always carry `scope`; one without covers nothing.
+        None if required => Some(Vec::new()),
+        None => None,
+        Some(Value::String(scope)) if scope.bytes().all(|b| (0x20..0x7f).contains(&b)) => Some(
+            scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
         Some(_) => return Err(TokenError::Claims),
     };
-    let pver = claims
-        .get("pver")
-        .and_then(Value::as_u64)
-        .ok_or(TokenError::Claims)?;
+    let pver = match claims.get("pver") {
+        None if !required => None,
+        value => Some(value.and_then(Value::as_u64).ok_or(TokenError::Claims)?),
+    };
     let cver = match claims.get("cver") {
         None => None,
         Some(value) => Some(value.as_u64().ok_or(TokenError::Claims)?),
     };
     let grants = match claims.get("grants") {
+        None if !required => Grants::lookup(),
         Some(Value::String(marker)) if marker == DB_MARKER => Grants::lookup(),
         Some(Value::Array(ids)) => Grants::Listed(
             ids.iter()

@@ -1,10 +1,10 @@
 //! `apply` is atomic: a file with an error changes nothing.
 
-use crate::support::{TestGatehouse, example_policy};
+use crate::support::{Backend, TestGatehouse, example_policy, on_both_backends};
 
-#[tokio::test]
-async fn a_failing_apply_changes_nothing() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(a_failing_apply_changes_nothing);
+async fn a_failing_apply_changes_nothing(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
     let store = g.running.gatehouse.store.clone();
     let before = store.snapshot().await.unwrap();
     let clients_before = store.list_clients().await.unwrap();
@@ -45,9 +45,9 @@ async fn a_failing_apply_changes_nothing() {
     assert_eq!(store.list_clients().await.unwrap(), clients_before);
 }
 
-#[tokio::test]
-async fn reapplying_the_same_file_keeps_clients_and_versions() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(reapplying_the_same_file_keeps_clients_and_versions);
+async fn reapplying_the_same_file_keeps_clients_and_versions(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
     let store = g.running.gatehouse.store.clone();
     let before = store.snapshot().await.unwrap();
     let report = gatehouse::admin::apply(store.as_ref(), &example_policy())

@@ -3,7 +3,9 @@
 use serde_json::Value;
 
 use crate::support::envoy::{Echo, Envoy};
-use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, TestGatehouse, example_policy};
+use crate::support::{
+    ALICE_PASSWORD, AUDITOR_PASSWORD, Backend, TestGatehouse, example_policy, on_both_backends,
+};
 
 struct Stack {
     gatehouse: TestGatehouse,
@@ -13,7 +15,11 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let gatehouse = TestGatehouse::start(&example_policy()).await;
+    stack_on(Backend::Sqlite).await
+}
+
+async fn stack_on(backend: Backend) -> Stack {
+    let gatehouse = TestGatehouse::start_on(backend, &example_policy()).await;
     let echo = Echo::start().await;
     let envoy = Envoy::start(gatehouse.dir.path(), gatehouse.running.grpc_addr, echo.addr).await;
     Stack {
@@ -191,9 +197,9 @@ async fn deny_bodies_through_envoy_equal_the_decision_model() {
     assert_eq!(s.echo.count(), 0, "no denied request reached the upstream");
 }
 
-#[tokio::test]
-async fn small_account_is_decided_from_the_token_and_large_one_by_one_query() {
-    let s = stack().await;
+on_both_backends!(small_account_is_decided_from_the_token_and_large_one_by_one_query);
+async fn small_account_is_decided_from_the_token_and_large_one_by_one_query(backend: Backend) {
+    let s = stack_on(backend).await;
     let alice = s
         .gatehouse
         .user_token("invoices-web", "alice", ALICE_PASSWORD)

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    ALICE_PASSWORD, TestGatehouse, answer, assert_deny, assert_permit, example_policy,
+    ALICE_PASSWORD, Backend, TestGatehouse, answer, assert_deny, assert_permit, example_policy,
+    on_both_backends,
 };
 
 const INVOICES: [(&str, &str); 1] = [("resource_type", "invoices")];
@@ -39,9 +40,9 @@ fn assert_stale(a: &crate::support::Answer) {
     );
 }
 
-#[tokio::test]
-async fn revoked_grant_makes_older_token_stale_and_new_token_reflects_it() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(revoked_grant_makes_older_token_stale_and_new_token_reflects_it);
+async fn revoked_grant_makes_older_token_stale_and_new_token_reflects_it(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
     let old = alice_token(&g).await;
     assert_permit(&get_invoice(&g, &old).await);
 
@@ -58,9 +59,9 @@ async fn revoked_grant_makes_older_token_stale_and_new_token_reflects_it() {
     assert_deny(&a, 403);
 }
 
-#[tokio::test]
-async fn unrelated_change_leaves_token_valid() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(unrelated_change_leaves_token_valid);
+async fn unrelated_change_leaves_token_valid(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
     let token = alice_token(&g).await;
     let changed =
         example_policy().replace("  - { role: ledger-auditor, account: bulk-auditor }\n", "");
@@ -72,9 +73,9 @@ async fn unrelated_change_leaves_token_valid() {
     assert_permit(&get_invoice(&g, &token).await);
 }
 
-#[tokio::test]
-async fn disabling_or_removing_account_and_changing_its_client_make_tokens_stale() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(disabling_or_removing_account_and_changing_its_client_make_tokens_stale);
+async fn disabling_or_removing_account_and_changing_its_client_make_tokens_stale(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
 
     let token = alice_token(&g).await;
     let disabled = example_policy().replace(
@@ -115,18 +116,18 @@ async fn disabling_or_removing_account_and_changing_its_client_make_tokens_stale
     assert_stale(&get_invoice(&g, &token).await);
 }
 
-#[tokio::test]
-async fn change_applied_by_another_process_is_picked_up_by_the_reload_loop() {
-    let g = TestGatehouse::start(&example_policy()).await;
+on_both_backends!(change_applied_by_another_process_is_picked_up_by_the_reload_loop);
+async fn change_applied_by_another_process_is_picked_up_by_the_reload_loop(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
     let token = alice_token(&g).await;
     assert_permit(&get_invoice(&g, &token).await);
 
     // A second connection, as `gatehouse apply` run elsewhere would open.
-    let other = gatehouse::store::sqlite::SqliteStore::connect(&g.config().store.url)
+    let other = gatehouse::server::open_store(g.config()).await.unwrap();
+    let revoked = example_policy().replace("  - { role: invoice-reader, account: alice }\n", "");
+    gatehouse::admin::apply(other.as_ref(), &revoked)
         .await
         .unwrap();
-    let revoked = example_policy().replace("  - { role: invoice-reader, account: alice }\n", "");
-    gatehouse::admin::apply(&other, &revoked).await.unwrap();
 
     let started = Instant::now();
     loop {

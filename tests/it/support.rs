@@ -2,8 +2,13 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod envoy;
 pub mod forge;
+pub mod proxy;
+
+pub(crate) use backend::on_both_backends;
+pub use backend::{Backend, TestDatabase, postgres_enabled};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,6 +47,8 @@ pub struct TestGatehouse {
     pub clock: Arc<ManualClock>,
     pub clients: HashMap<String, TestClient>,
     pub http: reqwest::Client,
+    /// The Postgres database, shared with replicas; dropped after the last of them.
+    pub database: Option<Arc<TestDatabase>>,
 }
 
 impl TestGatehouse {
@@ -52,11 +59,32 @@ impl TestGatehouse {
 
     /// Like [`TestGatehouse::start`], with a chance to adjust the configuration.
     pub async fn start_with(policy: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on_with(Backend::Sqlite, policy, adjust).await
+    }
+
+    /// Starts gatehouse on `backend` (a fresh database) with `policy` applied.
+    pub async fn start_on(backend: Backend, policy: &str) -> Self {
+        Self::start_on_with(backend, policy, |_| {}).await
+    }
+
+    /// Like [`TestGatehouse::start_on`], with a chance to adjust the configuration.
+    pub async fn start_on_with(
+        backend: Backend,
+        policy: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(TestDatabase::create().await)),
+        };
         let mut config = Config::default();
         config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
         config.server.http_addr = "127.0.0.1:0".parse().unwrap();
-        config.store.url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+        config.store.url = match &database {
+            None => format!("sqlite://{}", dir.path().join("gatehouse.db").display()),
+            Some(database) => database.url.clone(),
+        };
         config.store.reload_interval_ms = 50;
         config.keys.signing_key_path = dir.path().join("signing-key.pem");
         config.tokens.issuer = "https://auth.test".into();
@@ -80,6 +108,27 @@ impl TestGatehouse {
             })
             .collect();
 
+        Self::launch(config, dir, clients, database).await
+    }
+
+    /// A second gatehouse on the same store and the same signing key file (as replicas mount
+    /// one Kubernetes Secret), on ports of its own, with `adjust` applied to its configuration.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config().clone();
+        config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        config.server.http_addr = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut config);
+        config.validate().unwrap();
+        Self::launch(config, dir, self.clients.clone(), self.database.clone()).await
+    }
+
+    async fn launch(
+        config: Config,
+        dir: tempfile::TempDir,
+        clients: HashMap<String, TestClient>,
+        database: Option<Arc<TestDatabase>>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         let running = spawn(config, clock.clone()).await.unwrap();
         Self {
@@ -88,6 +137,7 @@ impl TestGatehouse {
             clock,
             clients,
             http: reqwest::Client::new(),
+            database,
         }
     }
 

@@ -376,3 +376,35 @@ async fn token_signed_by_another_key_under_gatehouses_kid_is_refused() {
     let own = forge::rs256(&attacker, &forge::access_header(&attacker), &f.claims);
     assert_invalid_token(&f.bearer(&own).await, "foreign kid");
 }
+
+/// B10: only access tokens pass the check path, and `/token` never takes one as a refresh
+/// token. gatehouse mints no refresh tokens on these grants; a refresh-shaped JWT (typ
+/// `rt+jwt`) signed by gatehouse's own key and an opaque string are both refused.
+#[tokio::test]
+async fn other_token_kinds_signed_by_the_same_key_are_not_access_tokens() {
+    let f = Forger::start().await;
+    let mut header = f.header();
+    header["typ"] = json!("rt+jwt");
+    let refresh_like = f.sign_header(&header);
+    let a = f.bearer(&refresh_like).await;
+    assert_deny(&a, 401);
+    assert_eq!(a.reason(), "token_type_refused");
+    let opaque = f
+        .bearer("q1W2e3R4t5Y6u7I8o9P0a1S2d3F4g5H6j7K8l9Z0x1C")
+        .await;
+    assert_deny(&opaque, 401);
+
+    let web = f.g.clients["invoices-web"].id.clone();
+    let (status, body) =
+        f.g.token_request(
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", &web),
+                ("refresh_token", &f.token),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "unsupported_grant_type");
+}

@@ -48,6 +48,21 @@ pub(super) async fn apply(
         .await?;
     }
 
+    exec(&mut tx, "DELETE FROM routes", &[]).await?;
+    for (position, route) in policy.routes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO routes (position, host, path, type, name) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(position as i64)
+        .bind(route.host.as_deref())
+        .bind(&route.path)
+        .bind(&route.kind)
+        .bind(route.name.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
+
     report.bumped = bump_versions(&mut tx).await?;
     exec(
         &mut tx,

@@ -111,9 +111,20 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with `envoy/envoy.yaml`, its four ports moved to the given and free ones.
     pub async fn start(dir: &Path, gatehouse_grpc: SocketAddr, upstream: SocketAddr) -> Self {
-        let template =
+        Self::start_with(dir, gatehouse_grpc, upstream, |yaml| yaml).await
+    }
+
+    /// Like [`Envoy::start`], with the configuration text changed by `edit` first.
+    pub async fn start_with(
+        dir: &Path,
+        gatehouse_grpc: SocketAddr,
+        upstream: SocketAddr,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let template = edit(
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/envoy.yaml"))
-                .unwrap();
+                .unwrap(),
+        );
         let port = free_port();
         let admin_port = free_port();
         let config = template

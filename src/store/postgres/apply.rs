@@ -1,0 +1,353 @@
+//! `apply` on Postgres: the whole policy in one transaction, one apply at a time.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use super::{CHANNEL, resource_from, unavailable};
+use crate::catalogue::Subject;
+use crate::policy::{ClientKind, PolicyFile};
+use crate::resources::Resource;
+use crate::store::{ApplyReport, PreparedClient, StoreError, SubjectState, fingerprint};
+
+type Tx = Transaction<'static, Postgres>;
+
+/// Applies `policy`; any error rolls the whole transaction back.
+pub(super) async fn apply(
+    pool: &PgPool,
+    policy: &PolicyFile,
+    prepared: &[PreparedClient],
+) -> Result<ApplyReport, StoreError> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    // Every apply locks the one meta row first: a concurrent apply from another process waits
+    // here until this one commits, then reads what it wrote.
+    sqlx::query("SELECT generation FROM meta FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    let mut report = ApplyReport::default();
+
+    write_resources_and_roles(&mut tx, policy).await?;
+    let client_ids = write_clients(&mut tx, policy, prepared, &mut report).await?;
+    write_accounts(&mut tx, policy).await?;
+
+    exec(&mut tx, "DELETE FROM subject_grants", &[]).await?;
+    for grant in &policy.grants {
+        let subject = match (&grant.account, &grant.client) {
+            (Some(account), _) => Subject::Account(account.clone()),
+            (None, Some(name)) => {
+                let id = client_ids
+                    .get(name.as_str())
+                    .cloned()
+                    .ok_or_else(|| StoreError::Inconsistent(format!("client {name} has no id")))?;
+                Subject::Client(id)
+            }
+            (None, None) => continue,
+        };
+        exec(
+            &mut tx,
+            "INSERT INTO subject_grants (subject_kind, subject_id, role_id) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[subject.kind(), subject.id(), &grant.role],
+        )
+        .await?;
+    }
+
+    exec(&mut tx, "DELETE FROM routes", &[]).await?;
+    for (position, route) in policy.routes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO routes (position, host, path, type, name) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(position as i64)
+        .bind(route.host.as_deref())
+        .bind(&route.path)
+        .bind(&route.kind)
+        .bind(route.name.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    }
+
+    report.bumped = bump_versions(&mut tx).await?;
+    report.generation = sqlx::query_scalar(
+        "UPDATE meta SET generation = generation + 1, policy_id = $1 RETURNING generation",
+    )
+    .bind(&policy.policy_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    // Delivered to every listener when (and only if) the transaction commits.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(report.generation.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(report)
+}
+
+/// Runs one statement with text parameters.
+async fn exec(tx: &mut Tx, sql: &str, params: &[&str]) -> Result<(), StoreError> {
+    let mut query = sqlx::query(sql);
+    for param in params {
+        query = query.bind(*param);
+    }
+    query.execute(&mut **tx).await.map_err(unavailable)?;
+    Ok(())
+}
+
+/// Runs one statement whose only parameter is a list of ids.
+async fn exec_ids(tx: &mut Tx, sql: &str, ids: Vec<&str>) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn write_resources_and_roles(tx: &mut Tx, policy: &PolicyFile) -> Result<(), StoreError> {
+    let ids = policy.resources.iter().map(|r| r.id.as_str()).collect();
+    exec_ids(tx, "DELETE FROM resources WHERE id <> ALL($1)", ids).await?;
+    for r in &policy.resources {
+        exec(
+            tx,
+            "INSERT INTO resources (id, type, name, action, url, description) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+             type = excluded.type, name = excluded.name, action = excluded.action, \
+             url = excluded.url, description = excluded.description",
+            &[&r.id, &r.kind, &r.name, &r.action, &r.url, &r.description],
+        )
+        .await?;
+    }
+
+    let roles = policy.roles.iter().map(|r| r.id.as_str()).collect();
+    exec_ids(tx, "DELETE FROM roles WHERE id <> ALL($1)", roles).await?;
+    exec(tx, "DELETE FROM role_resources", &[]).await?;
+    for role in &policy.roles {
+        exec(
+            tx,
+            "INSERT INTO roles (id, description) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET description = excluded.description",
+            &[&role.id, &role.description],
+        )
+        .await?;
+        for resource in &role.resources {
+            exec(
+                tx,
+                "INSERT INTO role_resources (role_id, resource_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+                &[&role.id, resource],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates or updates every declared client; returns name → id.
+async fn write_clients(
+    tx: &mut Tx,
+    policy: &PolicyFile,
+    prepared: &[PreparedClient],
+    report: &mut ApplyReport,
+) -> Result<HashMap<String, String>, StoreError> {
+    let names = policy.clients.iter().map(|c| c.name.as_str()).collect();
+    exec_ids(tx, "DELETE FROM clients WHERE name <> ALL($1)", names).await?;
+
+    let mut ids = HashMap::new();
+    for client in &policy.clients {
+        let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let existing: Option<(String, String)> =
+            sqlx::query_as("SELECT id, kind FROM clients WHERE name = $1")
+                .bind(&client.name)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+        let id = match existing {
+            Some((id, kind)) => {
+                if kind != client.kind.as_str() {
+                    return Err(StoreError::Inconsistent(format!(
+                        "client {} cannot change kind; remove it and apply again to re-create it",
+                        client.name
+                    )));
+                }
+                sqlx::query(
+                    "UPDATE clients SET grant_types = $1, scopes = $2, disabled = $3 WHERE id = $4",
+                )
+                .bind(&grant_types)
+                .bind(&client.scopes)
+                .bind(client.disabled)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+                id
+            }
+            None => {
+                let fresh = prepared
+                    .iter()
+                    .find(|p| p.name == client.name)
+                    .ok_or_else(|| {
+                        StoreError::Inconsistent(format!(
+                            "no credentials for new client {}",
+                            client.name
+                        ))
+                    })?;
+                let secret_hash = match client.kind {
+                    ClientKind::Confidential => fresh.secret_hash.clone(),
+                    ClientKind::Public => None,
+                };
+                sqlx::query(
+                    "INSERT INTO clients (id, name, kind, secret_hash, grant_types, scopes, disabled) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&fresh.id)
+                .bind(&client.name)
+                .bind(client.kind.as_str())
+                .bind(secret_hash)
+                .bind(&grant_types)
+                .bind(&client.scopes)
+                .bind(client.disabled)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+                let mut created = fresh.clone();
+                if client.kind == ClientKind::Public {
+                    created.secret = None;
+                }
+                report.created_clients.push(created);
+                fresh.id.clone()
+            }
+        };
+        ids.insert(client.name.clone(), id);
+    }
+    Ok(ids)
+}
+
+async fn write_accounts(tx: &mut Tx, policy: &PolicyFile) -> Result<(), StoreError> {
+    let names: Vec<&str> = policy
+        .accounts
+        .iter()
+        .map(|a| a.username.as_str())
+        .collect();
+    // A removed account's version moves on now, so that re-creating it later never revives
+    // the tokens minted before its removal.
+    exec_ids(
+        tx,
+        "UPDATE permission_versions SET version = version + 1, fingerprint = '\\x' \
+         WHERE subject_kind = 'account' AND subject_id IN (SELECT username FROM accounts \
+         WHERE username <> ALL($1))",
+        names.clone(),
+    )
+    .await?;
+    exec_ids(tx, "DELETE FROM accounts WHERE username <> ALL($1)", names).await?;
+    for account in &policy.accounts {
+        sqlx::query(
+            "INSERT INTO accounts (username, password_hash, disabled) VALUES ($1, $2, $3) \
+             ON CONFLICT (username) DO UPDATE SET disabled = excluded.disabled, \
+             password_hash = COALESCE(excluded.password_hash, accounts.password_hash)",
+        )
+        .bind(&account.username)
+        .bind(account.password_hash.as_deref())
+        .bind(account.disabled)
+        .execute(&mut **tx)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Recomputes every live subject's fingerprint and bumps the version where it changed.
+async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
+    let granted = sqlx::query(
+        "SELECT DISTINCT g.subject_kind, g.subject_id, r.id, r.type, r.name, r.action, r.url, \
+         r.description FROM subject_grants g JOIN role_resources rr ON rr.role_id = g.role_id \
+         JOIN resources r ON r.id = rr.resource_id",
+    )
+    .try_map(|row: PgRow| {
+        Ok((
+            row.try_get::<String, _>("subject_kind")?,
+            row.try_get::<String, _>("subject_id")?,
+            resource_from(&row)?,
+        ))
+    })
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    let mut resources: HashMap<(String, String), Vec<Resource>> = HashMap::new();
+    for (kind, id, resource) in granted {
+        resources.entry((kind, id)).or_default().push(resource);
+    }
+
+    // The same fingerprint inputs as on SQLite: credential bytes, and for clients
+    // `kind|grant types|scopes` with the lists space-separated.
+    let subjects: Vec<(String, String, bool, Vec<u8>, String)> = sqlx::query_as(
+        "SELECT 'account', username, disabled, convert_to(COALESCE(password_hash, ''), 'UTF8'), \
+         '' FROM accounts UNION ALL \
+         SELECT 'client', id, disabled, COALESCE(secret_hash, '\\x'::bytea), \
+         kind || '|' || array_to_string(grant_types, ' ') || '|' || array_to_string(scopes, ' ') \
+         FROM clients",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(unavailable)?;
+    let current: HashMap<(String, String), (i64, Vec<u8>)> =
+        sqlx::query_as::<_, (String, String, i64, Vec<u8>)>(
+            "SELECT subject_kind, subject_id, version, fingerprint FROM permission_versions",
+        )
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|(kind, id, version, print)| ((kind, id), (version, print)))
+        .collect();
+
+    let mut bumped = Vec::new();
+    for (kind, id, disabled, credential, settings) in subjects {
+        let key = (kind, id);
+        let state = SubjectState {
+            disabled,
+            credential: &credential,
+            settings,
+            resources: resources
+                .get(&key)
+                .map(|list| list.iter().collect())
+                .unwrap_or_default(),
+        };
+        let print = fingerprint(&state);
+        let (kind, id) = key.clone();
+        match current.get(&key) {
+            Some((_, old)) if *old == print => continue,
+            Some((version, _)) => {
+                sqlx::query(
+                    "UPDATE permission_versions SET version = $1, fingerprint = $2 \
+                     WHERE subject_kind = $3 AND subject_id = $4",
+                )
+                .bind(version + 1)
+                .bind(&print)
+                .bind(&kind)
+                .bind(&id)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+                bumped.push(super::subject_from(&kind, id)?);
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO permission_versions (subject_kind, subject_id, version, fingerprint) \
+                     VALUES ($1, $2, 1, $3)",
+                )
+                .bind(&kind)
+                .bind(&id)
+                .bind(&print)
+                .execute(&mut **tx)
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+    }
+    Ok(bumped)
+}
