@@ -173,3 +173,28 @@ async fn envoy_set_to_fail_open_still_gets_503_and_nothing_reaches_the_upstream(
     let seen = echo.last();
     assert!(seen.values("x-envoy-auth-failure-mode-allowed").is_empty());
 }
+
+/// B30(d): deadlines are per request, so a gatehouse that has run for hours still decides
+/// inside the deadline each check brings.
+#[tokio::test]
+async fn deadlines_are_per_request_after_hours_of_uptime() {
+    let g = TestGatehouse::start(&example_policy()).await;
+    g.clock.advance(2 * 3600);
+    let alice = bearer(&g, "alice", ALICE_PASSWORD).await;
+    let request = crate::support::check_request(
+        "GET",
+        "/v1/invoices/1",
+        &[("authorization", &alice)],
+        &INVOICES,
+    );
+    let mut grpc = tonic::Request::new(request);
+    grpc.set_timeout(Duration::from_millis(250));
+    let response = g
+        .check_client()
+        .await
+        .check(grpc)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_permit(&answer(&response));
+}

@@ -2,6 +2,8 @@
 //! permission change seen by every replica without a restart — at once by `LISTEN`/`NOTIFY`,
 //! and within the poll interval when a notification is lost.
 
+mod processes;
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
