@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-pub use fingerprint::{SubjectState, fingerprint};
+pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
 
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};

@@ -8,8 +8,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use super::{resource_from, unavailable};
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, PolicyFile};
-use crate::resources::Resource;
-use crate::store::{ApplyReport, PreparedClient, StoreError, SubjectState, fingerprint};
+use crate::store::{ApplyReport, PreparedClient, StoreError, SubjectRow, plan_versions};
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -276,10 +275,6 @@ async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
     .fetch_all(&mut **tx)
     .await
     .map_err(unavailable)?;
-    let mut resources: HashMap<(String, String), Vec<Resource>> = HashMap::new();
-    for (kind, id, resource) in granted {
-        resources.entry((kind, id)).or_default().push(resource);
-    }
 
     let subjects: Vec<(String, String, i64, Vec<u8>, String)> = sqlx::query_as(
         "SELECT 'account', username, disabled, CAST(COALESCE(password_hash, '') AS BLOB), '' \
@@ -301,48 +296,35 @@ async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
         .map(|(kind, id, version, print)| ((kind, id), (version, print)))
         .collect();
 
-    let mut bumped = Vec::new();
-    for (kind, id, disabled, credential, settings) in subjects {
-        let key = (kind, id);
-        let state = SubjectState {
+    let subjects = subjects
+        .into_iter()
+        .map(|(kind, id, disabled, credential, settings)| SubjectRow {
+            kind,
+            id,
             disabled: disabled != 0,
-            credential: &credential,
+            credential,
             settings,
-            resources: resources
-                .get(&key)
-                .map(|list| list.iter().collect())
-                .unwrap_or_default(),
+        })
+        .collect();
+    let mut bumped = Vec::new();
+    for write in plan_versions(granted, subjects, &current) {
+        let sql = if write.new {
+            "INSERT INTO permission_versions (subject_kind, subject_id, version, fingerprint) \
+                 VALUES (?3, ?4, ?1, ?2)"
+        } else {
+            "UPDATE permission_versions SET version = ?1, fingerprint = ?2 \
+                 WHERE subject_kind = ?3 AND subject_id = ?4"
         };
-        let print = fingerprint(&state);
-        let (kind, id) = key.clone();
-        match current.get(&key) {
-            Some((_, old)) if *old == print => continue,
-            Some((version, _)) => {
-                sqlx::query(
-                    "UPDATE permission_versions SET version = ?1, fingerprint = ?2 \
-                     WHERE subject_kind = ?3 AND subject_id = ?4",
-                )
-                .bind(version + 1)
-                .bind(&print)
-                .bind(&kind)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await
-                .map_err(unavailable)?;
-                bumped.push(super::subject_from(&kind, id)?);
-            }
-            None => {
-                sqlx::query(
-                    "INSERT INTO permission_versions (subject_kind, subject_id, version, fingerprint) \
-                     VALUES (?1, ?2, 1, ?3)",
-                )
-                .bind(&kind)
-                .bind(&id)
-                .bind(&print)
-                .execute(&mut **tx)
-                .await
-                .map_err(unavailable)?;
-            }
+        sqlx::query(sql)
+            .bind(write.version)
+            .bind(&write.fingerprint)
+            .bind(&write.kind)
+            .bind(&write.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        if !write.new {
+            bumped.push(super::subject_from(&write.kind, write.id)?);
         }
     }
     Ok(bumped)
