@@ -9,6 +9,8 @@ mod methods;
 pub use credential::{Credential, read_credential};
 pub use methods::MethodMap;
 
+use std::borrow::Borrow;
+
 use crate::catalogue::{PolicySnapshot, Subject};
 use crate::decision::{
     Advice, Checked, Decision, EvaluatedTuple, Obligation, Outcome, Principal, Verdict,
@@ -100,6 +102,19 @@ impl Lookup {
 
 /// Decides one request.
 pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
+    evaluate_with(request, context, |token| {
+        verify(token, context.trust, context.now)
+    })
+}
+
+/// Decides one request as [`evaluate`] does, with the bearer token verified by
+/// `verify_token` instead of [`verify`]: the adapter's verified-token cache in front of it.
+/// Everything after verification (staleness against the snapshot included) runs every time.
+pub fn evaluate_with<T: Borrow<VerifiedToken>>(
+    request: &AccessRequest<'_>,
+    context: &Context<'_>,
+    verify_token: impl FnOnce(&str) -> Result<T, TokenError>,
+) -> Step {
     let policy_id = context.snapshot.policy_id.clone();
     let mut tuple = EvaluatedTuple {
         method: request.method.to_owned(),
@@ -147,8 +162,8 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
     };
 
     let settings = context.settings;
-    let token = match verify(token, context.trust, context.now) {
-        Ok(token) => token,
+    let verified = match verify_token(token) {
+        Ok(verified) => verified,
         Err(error) => {
             // Missing keys are our fault, not the token's: 503, so clients keep good tokens.
             let outcome = match error {
@@ -162,6 +177,7 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
             };
         }
     };
+    let token: &VerifiedToken = verified.borrow();
     let principal = Principal {
         subject: token.subject.clone(),
         client_id: token.client_id.clone(),
@@ -172,7 +188,7 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
         Subject::Client(token.subject.clone())
     };
 
-    if is_stale(&token, &subject, context.snapshot) {
+    if is_stale(token, &subject, context.snapshot) {
         let mut checked = deny(
             policy_id,
             Outcome::InvalidToken,
@@ -293,7 +309,7 @@ pub fn evaluate(request: &AccessRequest<'_>, context: &Context<'_>) -> Step {
 /// A token is stale when its subject (or, for account tokens, its client) is gone or has a
 /// newer permission version than the token carries. A token without `pver` (an external
 /// issuer's) carries no version to compare: its own lifetime bounds it.
-fn is_stale(token: &VerifiedToken, subject: &Subject, snapshot: &PolicySnapshot) -> bool {
+pub fn is_stale(token: &VerifiedToken, subject: &Subject, snapshot: &PolicySnapshot) -> bool {
     let older = |subject: &Subject, carried: u64| {
         snapshot
             .versions

@@ -1,17 +1,23 @@
-//! Configuration: a TOML file with every key defaulted, validated before any port is bound.
+//! Configuration: a TOML file, then `GATEHOUSE_<SECTION>__<KEY>` environment variables, then
+//! command-line flags, each overriding the one before; every key defaulted, the whole validated
+//! before any port is bound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::Deserialize;
 
 use crate::check::{CheckSettings, MethodMap};
 use crate::issuer::IssuerSettings;
 use crate::tokens::{OwnClaims, VerifyPolicy};
 
+mod http_authz;
 mod issuers;
 
+pub use http_authz::{Cidr, HttpAuthzConfig};
 pub use issuers::{IssuerConfig, KeySource, TrustedIssuerConfig};
 
 /// Why the configuration was refused.
@@ -26,6 +32,32 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("configuration key {key}: {problem}")]
     Invalid { key: &'static str, problem: String },
+    /// A key that does not exist or a value of the wrong shape, in the file, the environment
+    /// or a flag; `origin` names where it came from.
+    #[error("configuration key {key} ({origin}): {problem}")]
+    Key {
+        key: String,
+        origin: String,
+        problem: String,
+    },
+}
+
+/// Environment variables read as configuration: `GATEHOUSE_<SECTION>__<KEY>`.
+pub const ENV_PREFIX: &str = "GATEHOUSE_";
+
+/// Values given as command-line flags; they override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--grpc-addr` → `server.grpc_addr`.
+    pub grpc_addr: Option<String>,
+    /// `--http-addr` → `server.http_addr`.
+    pub http_addr: Option<String>,
+    /// `--store-url` → `store.url` (may carry a password: kept out of `Debug` output).
+    pub store_url: Option<crate::secret::Secret>,
+    /// `--log-level` → `log.level`.
+    pub log_level: Option<String>,
+    /// `--log-format` → `log.format`.
+    pub log_format: Option<String>,
 }
 
 /// The whole configuration.
@@ -38,6 +70,10 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub check: CheckConfig,
     pub log: LogConfig,
+    /// `[http_authz]`: Envoy's HTTP ext_authz protocol and forward-auth proxies.
+    pub http_authz: HttpAuthzConfig,
+    /// `[admin]`: the administration API on the HTTP port.
+    pub admin: AdminConfig,
     /// `[issuer]`: whether this gatehouse issues tokens.
     pub issuer: IssuerConfig,
     /// `[[issuers]]`: external issuers whose tokens are trusted.
@@ -111,12 +147,17 @@ impl Default for StoreConfig {
 pub struct KeysConfig {
     /// PKCS#8 PEM RSA key; generated (mode 0600) on first start when missing.
     pub signing_key_path: PathBuf,
+    /// PEM RSA keys (public `PUBLIC KEY`, or private `PRIVATE KEY` of which only the public
+    /// half is used) published at `/jwks` and trusted for verification, never used to sign:
+    /// the next key before it signs, and the previous one until its tokens have expired.
+    pub extra_public_keys: Vec<PathBuf>,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             signing_key_path: "gatehouse-signing-key.pem".into(),
+            extra_public_keys: Vec::new(),
         }
     }
 }
@@ -185,6 +226,10 @@ pub struct LogConfig {
     pub level: String,
     /// `plain` or `json`.
     pub format: String,
+    /// Level of the one record per permitted request.
+    pub permit_level: String,
+    /// Level of the one record per denied request (our own faults, 503, are always `warn`).
+    pub deny_level: String,
 }
 
 impl Default for LogConfig {
@@ -192,7 +237,73 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: "plain".into(),
+            permit_level: "debug".into(),
+            deny_level: "info".into(),
         }
+    }
+}
+
+impl LogConfig {
+    /// The level of permit records.
+    pub fn permit_level(&self) -> tracing::Level {
+        parse_level(&self.permit_level).unwrap_or(tracing::Level::DEBUG)
+    }
+
+    /// The level of deny records.
+    pub fn deny_level(&self) -> tracing::Level {
+        parse_level(&self.deny_level).unwrap_or(tracing::Level::INFO)
+    }
+}
+
+/// The administration API (`/admin/...` on the HTTP port).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Off unless set: the endpoints are not even routed.
+    pub enabled: bool,
+    /// The scope a gatehouse access token must carry to use them.
+    pub scope: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            scope: "gatehouse.admin".into(),
+        }
+    }
+}
+
+fn parse_level(text: &str) -> Option<tracing::Level> {
+    match text {
+        "trace" => Some(tracing::Level::TRACE),
+        "debug" => Some(tracing::Level::DEBUG),
+        "info" => Some(tracing::Level::INFO),
+        "warn" => Some(tracing::Level::WARN),
+        "error" => Some(tracing::Level::ERROR),
+        _ => None,
+    }
+}
+
+/// The first problem figment found, as one line naming the key and where it was set.
+fn key_error(error: figment::Error) -> ConfigError {
+    // figment's path already ends with the offending key, unknown ones included.
+    let path = error.path.clone();
+    let problem = match &error.kind {
+        figment::error::Kind::UnknownField(..) => "no such key".to_owned(),
+        kind => kind.to_string(),
+    };
+    let origin = match error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+        Some(figment::Source::File(file)) => format!("in {}", file.display()),
+        // Flags are the only values merged from code.
+        Some(_) => "from a command-line flag".to_owned(),
+        // The environment: named as the operator wrote the variable.
+        None => format!("from {ENV_PREFIX}{}", path.join("__").to_ascii_uppercase()),
+    };
+    ConfigError::Key {
+        key: path.join("."),
+        origin,
+        problem: problem.replace('\n', " "),
     }
 }
 
@@ -204,21 +315,48 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Reads and validates a file, or returns the validated defaults when `path` is `None`.
+    /// Reads the file (the defaults when `path` is `None`) and the environment, and validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let config = match path {
-            None => Config::default(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|error| ConfigError::Parse {
-                    path: path.to_owned(),
-                    message: error.message().to_owned(),
-                })?
+        Self::load_with(path, &Overrides::default())
+    }
+
+    /// Reads the file, then the environment, then `flags`, and validates the result.
+    pub fn load_with(path: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            // Syntax errors are reported by the TOML parser itself, which knows the line.
+            toml::from_str::<toml::Table>(&text).map_err(|error| ConfigError::Parse {
+                path: path.to_owned(),
+                message: error.message().replace('\n', " "),
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only `SECTION__KEY` names: `GATEHOUSE_CONFIG` and other GATEHOUSE_ variables that
+        // are not configuration keys are left alone.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
+        for (key, value) in [
+            ("server.grpc_addr", flags.grpc_addr.as_deref()),
+            ("server.http_addr", flags.http_addr.as_deref()),
+            (
+                "store.url",
+                flags.store_url.as_ref().map(|url| url.expose()),
+            ),
+            ("log.level", flags.log_level.as_deref()),
+            ("log.format", flags.log_format.as_deref()),
+        ] {
+            if let Some(value) = value {
+                figment = figment.merge(Serialized::default(key, value));
             }
-        };
+        }
+        let config: Config = figment.extract().map_err(key_error)?;
         config.validate()?;
         Ok(config)
     }
@@ -265,6 +403,33 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "plain" | "json") {
             return Err(invalid("log.format", "must be plain or json"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                "must be a tracing filter such as info",
+            ));
+        }
+        if !crate::resources::is_identifier(&self.admin.scope) {
+            return Err(invalid("admin.scope", "must be a scope identifier"));
+        }
+        if self.admin.enabled && !self.issuer.enabled {
+            return Err(invalid(
+                "admin.enabled",
+                "needs [issuer] enabled: the admin API accepts only gatehouse's own tokens",
+            ));
+        }
+        if parse_level(&self.log.permit_level).is_none() {
+            return Err(invalid(
+                "log.permit_level",
+                "must be trace, debug, info, warn or error",
+            ));
+        }
+        if parse_level(&self.log.deny_level).is_none() {
+            return Err(invalid(
+                "log.deny_level",
+                "must be trace, debug, info, warn or error",
+            ));
         }
         if self.check.realm.contains(['"', '\\']) || self.check.realm.is_empty() {
             return Err(invalid(

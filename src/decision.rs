@@ -3,6 +3,10 @@
 //! Field names and casing of [`Decision`] are part of the product contract: they are the JSON
 //! body of every deny and the shape of the decision API.
 
+mod reply;
+
+pub use reply::{DECISION_HEADERS, Reply};
+
 use serde::Serialize;
 
 /// `Permit` or `Deny`.

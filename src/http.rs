@@ -1,5 +1,8 @@
-//! HTTP: `/token`, `/jwks`, `/healthz`, `/readyz`. Handlers convert and delegate.
+//! HTTP: `/token`, `/jwks`, `/healthz`, `/readyz`, `/metrics`, `/admin/...`. Handlers convert
+//! and delegate.
 
+mod admin;
+pub mod authz;
 mod token;
 
 use std::sync::Arc;
@@ -11,16 +14,21 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::Gatehouse;
+use crate::server::{Gatehouse, Readiness};
 
 /// The router, built without a socket so tests can call it directly. A decide-only
 /// gatehouse has no `/token` and no `/jwks` (404).
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(authz::routes());
     if gatehouse.issuer.is_some() {
         router = router.merge(token::routes()).route("/jwks", get(jwks));
+    }
+    if gatehouse.config.admin.enabled {
+        router = router.merge(admin::routes());
     }
     router.with_state(gatehouse)
 }
@@ -31,11 +39,15 @@ pub async fn serve(
     listener: TcpListener,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let result = axum::serve(listener, router(gatehouse))
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .await;
+    let result = axum::serve(
+        listener,
+        // The peer address decides whose forwarding headers `/ext_authz` believes.
+        router(gatehouse).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    })
+    .await;
     if let Err(error) = result {
         tracing::error!(error = %error, "HTTP server stopped");
     }
@@ -54,18 +66,27 @@ async fn jwks(axum::extract::State(gatehouse): axum::extract::State<Arc<Gatehous
     response
 }
 
+/// Prometheus scrape: every metric of this process.
+async fn metrics() -> Response {
+    let mut response = crate::metrics::encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    response
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when every trusted issuer's keys have loaded once and the store answers (the own
-/// signing key is loaded before the listeners start).
+/// Ready when every trusted issuer's keys have loaded once and the store answered the reload
+/// loop's last round: the same readiness `grpc.health.v1` reports.
 async fn readyz(axum::extract::State(gatehouse): axum::extract::State<Arc<Gatehouse>>) -> Response {
-    if !gatehouse.keys_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "issuer keys not loaded").into_response();
-    }
-    match gatehouse.store.generation().await {
-        Ok(_) => (StatusCode::OK, "ready").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
-    }
+    let (status, text) = match gatehouse.readiness() {
+        Readiness::Ready => (StatusCode::OK, "ready"),
+        Readiness::KeysNotLoaded => (StatusCode::SERVICE_UNAVAILABLE, "issuer keys not loaded"),
+        Readiness::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    };
+    (status, text).into_response()
 }

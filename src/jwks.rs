@@ -104,6 +104,11 @@ impl TrustedIssuers {
         }
     }
 
+    /// gatehouse's own issuer and key, when it issues tokens.
+    pub fn own(&self) -> Option<&TrustedIssuer> {
+        self.own.as_ref()
+    }
+
     /// Whether every trusted issuer's keys have been loaded at least once.
     pub fn ready(&self) -> bool {
         self.remotes.iter().all(|remote| remote.loaded().is_some())
@@ -173,7 +178,9 @@ impl TrustedIssuers {
     async fn refresh(&self, index: usize) -> Result<usize, FetchError> {
         let remote = &self.remotes[index];
         let _serialised = remote.fetching.lock().await;
-        let (keys, skipped) = remote.fetcher.fetch().await?;
+        let fetched = remote.fetcher.fetch().await;
+        crate::metrics::jwks_fetch(&remote.config.issuer, fetched.is_ok());
+        let (keys, skipped) = fetched?;
         if skipped > 0 {
             tracing::debug!(
                 issuer = %remote.config.issuer,

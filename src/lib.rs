@@ -8,6 +8,7 @@
 //! - storage: [`store`], a trait with a SQLite and a Postgres implementation;
 //! - protocol adapters: [`grpc`] (Envoy ext_authz v3) and [`http`] (`/token`, `/jwks`);
 //! - key fetching: [`jwks`] keeps trusted issuers' keys current (reqwest, moka);
+//! - observability: [`metrics`], recorded by the adapters and served at `/metrics`;
 //! - wiring: [`config`], [`server`], [`admin`].
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod issuer;
 pub mod jwks;
 pub mod keys;
+pub mod metrics;
 pub mod path;
 pub mod policy;
 pub mod resources;

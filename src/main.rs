@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse::check::{AccessRequest, read_credential};
 use gatehouse::clock::SystemClock;
-use gatehouse::config::Config;
+use gatehouse::config::{Config, Overrides};
+use gatehouse::secret::Secret;
 use gatehouse::server::{Gatehouse, open_store, spawn};
 
 /// Envoy ext_authz decisions and an embedded OAuth 2.0 issuer.
@@ -19,6 +20,21 @@ struct Cli {
     /// Configuration file (TOML); embedded defaults when omitted.
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
+    /// Overrides `[server] grpc_addr`.
+    #[arg(long, global = true, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// Overrides `[server] http_addr`.
+    #[arg(long, global = true, value_name = "ADDR")]
+    http_addr: Option<String>,
+    /// Overrides `[store] url` (kept out of `Debug`: it may carry a password).
+    #[arg(long, global = true, value_name = "URL", value_parser = secret_value)]
+    store_url: Option<Secret>,
+    /// Overrides `[log] level`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Overrides `[log] format` (`plain` or `json`).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +83,10 @@ enum Listing {
     Grants,
 }
 
+fn secret_value(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(text))
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
@@ -84,7 +104,14 @@ fn init_logging(config: &Config) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    let flags = Overrides {
+        grpc_addr: cli.grpc_addr.clone(),
+        http_addr: cli.http_addr.clone(),
+        store_url: cli.store_url.clone(),
+        log_level: cli.log_level.clone(),
+        log_format: cli.log_format.clone(),
+    };
+    let config = match Config::load_with(cli.config.as_deref(), &flags) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("gatehouse: {error}");

@@ -1,10 +1,13 @@
 //! Wiring: open the store, load the key, keep the snapshot current, run both listeners.
 
 mod grant_cache;
+mod token_cache;
 
 pub use grant_cache::{GrantCache, LookupError};
+pub use token_cache::{TOKEN_CACHE_CAPACITY, TokenCache};
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::catalogue::{Catalogue, PolicySnapshot, RouteTable, Versions};
-use crate::check::{AccessRequest, CheckSettings, Context, Step, evaluate};
+use crate::check::{AccessRequest, CheckSettings, Context, Step, evaluate_with};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::Checked;
@@ -48,6 +51,16 @@ pub enum StartError {
     },
 }
 
+/// Whether gatehouse can decide, reported by `/readyz` and `grpc.health.v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// A trusted issuer's keys have never loaded.
+    KeysNotLoaded,
+    /// The store did not answer the reload loop's last round.
+    StoreUnavailable,
+}
+
 /// The state every adapter shares.
 #[derive(Debug)]
 pub struct Gatehouse {
@@ -64,6 +77,12 @@ pub struct Gatehouse {
     snapshot: RwLock<Arc<PolicySnapshot>>,
     /// Database-path answers.
     pub grant_cache: GrantCache,
+    /// Tokens whose signature and claims were verified (never decisions).
+    pub token_cache: TokenCache,
+    /// Whether the store answered the reload loop's last round.
+    store_healthy: AtomicBool,
+    /// Whether [`Gatehouse::readiness`] is `Ready`, published for the gRPC health service.
+    ready: watch::Sender<bool>,
 }
 
 /// Opens the store named by the configuration: the URL scheme picks the backend.
@@ -109,6 +128,51 @@ pub fn load_or_create_key(path: &Path) -> Result<SigningKey, StartError> {
         }
         Err(error) => Err(file_error(error)),
     }
+}
+
+/// Reads an extra verification key: a `PUBLIC KEY` (SubjectPublicKeyInfo) or `RSA PUBLIC
+/// KEY` PEM, or a PKCS#8 `PRIVATE KEY` PEM of which only the public half is kept. Never
+/// generated: a missing file is an error.
+fn load_public_key(path: &Path) -> Result<crate::keys::Jwk, StartError> {
+    use aws_lc_rs::signature::KeyPair as _;
+    let shown = path.display().to_string();
+    let rejected = || StartError::Key {
+        path: shown.clone(),
+        source: KeyError::Rejected,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| StartError::KeyFile {
+        path: shown.clone(),
+        source,
+    })?;
+    let parsed = pem::parse(&text).map_err(|_| rejected())?;
+    let public = match parsed.tag() {
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => {
+            aws_lc_rs::rsa::PublicKey::from_der(parsed.contents()).map_err(|_| rejected())?
+        }
+        "PRIVATE KEY" => {
+            let pair =
+                aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|_| rejected())?;
+            pair.public_key().clone()
+        }
+        _ => return Err(rejected()),
+    };
+    let encode = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let n = encode(public.modulus().big_endian_without_leading_zero());
+    let e = encode(public.exponent().big_endian_without_leading_zero());
+    if public.modulus_len() < 256 {
+        return Err(rejected());
+    }
+    Ok(crate::keys::Jwk {
+        kty: "RSA".into(),
+        kid: crate::keys::thumbprint(&n, &e),
+        usage: "sig".into(),
+        alg: "RS256".into(),
+        n,
+        e,
+    })
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
@@ -164,6 +228,10 @@ impl Gatehouse {
             keys,
             snapshot: RwLock::new(Arc::new(snapshot)),
             grant_cache,
+            token_cache: TokenCache::new(TOKEN_CACHE_CAPACITY),
+            // The first snapshot was just read: the store answers.
+            store_healthy: AtomicBool::new(true),
+            ready: watch::channel(false).0,
         }))
     }
 
@@ -190,9 +258,44 @@ impl Gatehouse {
         Ok(true)
     }
 
+    /// A trust set of gatehouse's own issuer alone (`None` when decide-only): the admin API
+    /// accepts only tokens gatehouse minted.
+    pub fn own_trust_set(&self) -> Option<crate::tokens::TrustSet> {
+        let own = self.keys.own()?.clone();
+        Some(crate::tokens::TrustSet::new(vec![own]))
+    }
+
     /// Whether every trusted issuer's keys have been loaded at least once.
     pub fn keys_ready(&self) -> bool {
         self.keys.ready()
+    }
+
+    /// Ready when every trusted issuer's keys have loaded once and the store answers (the own
+    /// signing key is loaded before the listeners start).
+    pub fn readiness(&self) -> Readiness {
+        if !self.keys_ready() {
+            Readiness::KeysNotLoaded
+        } else if !self.store_healthy.load(Ordering::Relaxed) {
+            Readiness::StoreUnavailable
+        } else {
+            Readiness::Ready
+        }
+    }
+
+    /// Follows readiness as the reload loop sees it (`true` when ready).
+    pub fn watch_ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    /// Records the store's health and publishes the resulting readiness.
+    fn set_store_healthy(&self, healthy: bool) {
+        self.store_healthy.store(healthy, Ordering::Relaxed);
+        let ready = self.readiness() == Readiness::Ready;
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
     }
 
     /// Decides one request; a key refetch and a database-path question together wait at
@@ -239,13 +342,16 @@ impl Gatehouse {
     /// One pass of the decision core with the current trust set.
     fn decide(&self, request: &AccessRequest<'_>, snapshot: &PolicySnapshot) -> Step {
         let trust = self.keys.trust_set();
+        let now = self.clock.now();
         let context = Context {
             trust: &trust,
             snapshot,
             settings: &self.settings,
-            now: self.clock.now(),
+            now,
         };
-        evaluate(request, &context)
+        evaluate_with(request, &context, |token| {
+            self.token_cache.verify(token, &trust, now)
+        })
     }
 }
 
@@ -257,9 +363,16 @@ fn own_issuer(
     clock: &Arc<dyn Clock>,
 ) -> Result<(Issuer, JwkSet, TrustedIssuer), StartError> {
     let key = load_or_create_key(&config.keys.signing_key_path)?;
-    let jwks = JwkSet {
+    let mut jwks = JwkSet {
         keys: vec![key.jwk().clone()],
     };
+    // Published and trusted, never signing: the rotation overlap on either side.
+    for path in &config.keys.extra_public_keys {
+        let jwk = load_public_key(path)?;
+        if jwks.keys.iter().all(|known| known.kid != jwk.kid) {
+            jwks.keys.push(jwk);
+        }
+    }
     let keys = VerificationKeys::from_jwks(&jwks).map_err(|source| StartError::Key {
         path: config.keys.signing_key_path.display().to_string(),
         source,
@@ -307,6 +420,7 @@ pub async fn spawn(config: Config, clock: Arc<dyn Clock>) -> Result<Running, Sta
     let grpc_addr = local_addr(&grpc_listener, gatehouse.config.server.grpc_addr)?;
     let http_addr = local_addr(&http_listener, gatehouse.config.server.http_addr)?;
 
+    gatehouse.set_store_healthy(true);
     let (shutdown, stopped) = watch::channel(false);
     let key_refresh = gatehouse.keys.spawn_refresh(&stopped);
     let mut tasks = vec![
@@ -396,6 +510,8 @@ async fn reload_loop(
                 healthy = false;
             }
         }
+        // Also picks up issuer keys that loaded since the last round.
+        gatehouse.set_store_healthy(healthy);
     }
 }
 

@@ -47,7 +47,10 @@ async fn token(
 ) -> Response {
     match issue(&gatehouse, &uri, &headers, &body).await {
         Ok(response) => response,
-        Err(error) => error_response(error, &gatehouse.config.check.realm),
+        Err(error) => {
+            crate::metrics::token_error(error.code());
+            error_response(error, &gatehouse.config.check.realm)
+        }
     }
 }
 
@@ -97,6 +100,7 @@ async fn issue(
         Err(error) => tracing::info!(error = error.code(), "token request refused"),
     }
     let issued = issued?;
+    crate::metrics::token_issued(issued.grant_type.as_str());
     let body = TokenResponse {
         access_token: issued.access_token.expose(),
         token_type: "Bearer",

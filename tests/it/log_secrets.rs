@@ -1,5 +1,9 @@
 //! No token, secret, password, Authorization or Cookie value reaches any log line, even at the
-//! most verbose level. The real binary runs with `RUST_LOG=trace` and JSON logs.
+//! most verbose level (B33). The real binary runs with `RUST_LOG=trace`, decisions logged at
+//! `trace` too, in JSON and in plain output, and replays the shapes of B01, B10, B20–B29:
+//! unsigned and non-canonical tokens, refresh tokens as bearers, several and oversized
+//! credentials, `?access_token=`, CR/LF in `sub`, credentials in the body, the query and Basic
+//! at once, refresh grants and unknown users.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,7 +12,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tokio::process::Command;
 
-use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, check_request, example_policy};
+use gatehouse::keys::SigningKey;
+
+use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, check_request, example_policy, forge};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
 
@@ -22,6 +28,15 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs_at_trace_level() {
+    replay_hostile_inputs("json").await;
+}
+
+#[tokio::test]
+async fn secrets_never_reach_plain_logs_and_crlf_stays_inside_one_record() {
+    replay_hostile_inputs("plain").await;
+}
+
+async fn replay_hostile_inputs(format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http) = (free_port(), free_port());
     let config = dir.path().join("gatehouse.toml");
@@ -30,7 +45,8 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         format!(
             "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
              [store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n\
-             [log]\nlevel = \"trace\"\nformat = \"json\"\n",
+             [log]\nlevel = \"trace\"\nformat = \"{format}\"\n\
+             permit_level = \"trace\"\ndeny_level = \"trace\"\n",
             db = dir.path().join("g.db").display(),
             key = dir.path().join("key.pem").display(),
         ),
@@ -129,6 +145,7 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     // Refused requests carrying secrets in the wrong places.
     let canary_password = "P@ss-CANARY-1";
     let canary_secret = "S3cret-CANARY-2";
+    let canary_refresh = "RT-CANARY-5";
     for form in [
         vec![
             ("grant_type", "password"),
@@ -149,6 +166,34 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         .send()
         .await
         .unwrap();
+    // B25: Basic and a body secret at once; B27/B28: refresh grants; B29: an unknown user.
+    token_form(&[
+        ("grant_type", "client_credentials"),
+        ("client_secret", canary_secret),
+    ])
+    .basic_auth(&service_id, Some(&service_secret))
+    .send()
+    .await
+    .unwrap();
+    for form in [
+        vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", web_id.as_str()),
+            ("refresh_token", canary_refresh),
+        ],
+        vec![
+            ("grant_type", "password"),
+            ("client_id", web_id.as_str()),
+            ("username", "mallory"),
+            ("password", canary_password),
+        ],
+        vec![
+            ("grant_type", "client_credentials"),
+            ("access_token", &tokens[0]),
+        ],
+    ] {
+        token_form(&form).send().await.unwrap();
+    }
     http_client
         .post(format!("{base}/token?client_secret={canary_secret}"))
         .header("cookie", "session=Cookie-CANARY-4")
@@ -163,16 +208,40 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     )
     .await
     .unwrap();
-    let crlf_sub = format!("{}\r\nx-admin: true", tokens[0]);
-    for token in tokens.iter().chain([&crlf_sub]) {
+    // B01: unsigned and non-canonically encoded; B10: a refresh token as a bearer; B21:
+    // oversized; B24: `sub` with CR/LF and NUL, signed with gatehouse's own key.
+    let key = SigningKey::from_pem(&std::fs::read_to_string(dir.path().join("key.pem")).unwrap())
+        .unwrap();
+    let claims = forge::payload(&tokens[0]);
+    let mut hostile = vec![
+        format!("{}\r\nx-admin: true", tokens[0]),
+        forge::unsigned(
+            &serde_json::json!({"alg": "none", "typ": "at+jwt"}),
+            &claims,
+        ),
+        format!("{}=", tokens[0]),
+        canary_refresh.to_owned(),
+        format!("{}{}", tokens[0], "A".repeat(20 * 1024)),
+    ];
+    for sub in [
+        "acct-1001\r\nx-admin: true",
+        "acct-1001\nx-admin: true",
+        "acct-1001\u{0}admin",
+    ] {
+        let claims = forge::with(&claims, "sub", Some(serde_json::json!(sub)));
+        hostile.push(forge::rs256(&key, &forge::access_header(&key), &claims));
+    }
+    for token in tokens.iter().chain(&hostile) {
         let bearer = format!("Bearer {token}");
         let query = format!("/v1/invoices/inv-1?access_token={token}");
         let joined = format!(
             "Bearer {token},Basic {}",
             STANDARD.encode("id:S3cret-CANARY-2")
         );
+        let spaced = format!("bearer   {token}");
         for (target, auth) in [
             ("/v1/invoices/inv-1", bearer.as_str()),
+            ("/v1/invoices/inv-1", spaced.as_str()),
             ("/v1/invoices/inv-1/../x", bearer.as_str()),
             (query.as_str(), ""),
             ("/v1/invoices/inv-1", joined.as_str()),
@@ -192,7 +261,7 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     all_output.push_str(&std::fs::read_to_string(&out_path).unwrap());
     all_output.push_str(&std::fs::read_to_string(&err_path).unwrap());
 
-    assert!(all_output.contains("\"decision\""), "decisions were logged");
+    assert!(all_output.contains("decision.id"), "decisions were logged");
     assert!(all_output.contains("token issued"), "issuance was logged");
     assert!(
         all_output.contains("TRACE"),
@@ -201,6 +270,7 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     let basic = STANDARD.encode(format!("{service_id}:{service_secret}"));
     let mut forbidden = vec![
         canary_password.to_owned(),
+        canary_refresh.to_owned(),
         canary_secret.to_owned(),
         "Cookie-CANARY-4".to_owned(),
         ALICE_PASSWORD.to_owned(),
@@ -208,7 +278,7 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         service_secret.clone(),
         basic,
     ];
-    for token in &tokens {
+    for token in tokens.iter().chain(&hostile[1..2]).chain(&hostile[5..]) {
         forbidden.push(token.clone());
         // Any two-segment prefix of a JWT is already too much.
         let mut parts = token.split('.');
@@ -229,4 +299,11 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         !all_output.contains("eyJ"),
         "something JWT-shaped reached the logs"
     );
+    // One event, one record: a CR or LF inside a value never starts a line of its own.
+    for line in all_output.lines() {
+        assert!(
+            !line.trim_start().starts_with("x-admin"),
+            "a claim split a record: {line}"
+        );
+    }
 }

@@ -9,15 +9,22 @@
 
 mod support;
 
+mod admin_api;
 mod apply;
 mod check_path;
 mod e2e_envoy;
+mod envoy_configs;
+mod http_authz;
 mod interop;
 mod issuers;
+mod key_rotation;
 mod log_secrets;
+mod operations;
 mod outage;
+mod packaging;
 mod replicas;
 mod routes;
 mod staleness;
+mod token_cache;
 mod token_endpoint;
 mod verification;

@@ -121,26 +121,37 @@ impl Envoy {
         upstream: SocketAddr,
         edit: impl FnOnce(String) -> String,
     ) -> Self {
-        let template = edit(
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/envoy.yaml"))
-                .unwrap(),
-        );
+        let ports = [(9001, gatehouse_grpc.port()), (8081, upstream.port())];
+        Self::launch(dir, "envoy.yaml", &ports, edit).await
+    }
+
+    /// Starts Envoy with `envoy/<file>`: its listener and admin ports moved to free ones, and
+    /// each `(from, to)` of `ports` moved (`port_value: from` becomes `port_value: to`).
+    pub async fn start_config(dir: &Path, file: &str, ports: &[(u16, u16)]) -> Self {
+        Self::launch(dir, file, ports, |yaml| yaml).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        file: &str,
+        ports: &[(u16, u16)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("envoy")
+            .join(file);
+        let template = edit(std::fs::read_to_string(path).unwrap());
         let port = free_port();
         let admin_port = free_port();
-        let config = template
+        let mut config = template
             .replace("port_value: 10000", &format!("port_value: {port}"))
-            .replace("port_value: 9901", &format!("port_value: {admin_port}"))
-            .replace(
-                "port_value: 9001",
-                &format!("port_value: {}", gatehouse_grpc.port()),
-            )
-            .replace(
-                "port_value: 8081",
-                &format!("port_value: {}", upstream.port()),
-            );
-        let config_path = dir.join("envoy.yaml");
+            .replace("port_value: 9901", &format!("port_value: {admin_port}"));
+        for (from, to) in ports {
+            config = config.replace(&format!("port_value: {from}"), &format!("port_value: {to}"));
+        }
+        let config_path = dir.join(file);
         std::fs::write(&config_path, config).unwrap();
-        let log = dir.join("envoy.log");
+        let log = dir.join(format!("{file}.log"));
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config_path)
