@@ -294,8 +294,17 @@ async fn decision_api_resolves_a_resource_id_to_its_whole_tuple() {
         decide(&g, Some(&auth), &json!({"resource_id": "nope"}).to_string()).await;
     assert_eq!(
         (status, answer["reason"].as_str()),
-        (400, Some("unknown_resource"))
+        (403, Some("no_matching_resource"))
     );
+    // Without a valid token an unknown id and a known one get the same answer.
+    for id in ["nope", "invoices.read"] {
+        let (status, _, answer) = decide(&g, None, &json!({"resource_id": id}).to_string()).await;
+        assert_eq!(
+            (status, answer["reason"].as_str()),
+            (401, Some("missing_credentials")),
+            "{id}"
+        );
+    }
 }
 
 #[tokio::test]

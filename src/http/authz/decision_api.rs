@@ -118,8 +118,11 @@ fn question(gatehouse: &Gatehouse, body: &[u8]) -> Result<Question, &'static str
             resource_id: Some(id),
         } => {
             let snapshot = gatehouse.snapshot();
-            let resource = snapshot.catalogue.get(&id).ok_or("unknown_resource")?;
-            resource_question(gatehouse, resource)
+            match snapshot.catalogue.get(&id) {
+                Some(resource) => Ok(resource_question(gatehouse, resource)),
+                // An unknown id must not be told apart before the token is checked.
+                None => Ok(unanswerable()),
+            }
         }
         _ => Err("invalid_body"),
     }
@@ -128,11 +131,13 @@ fn question(gatehouse: &Gatehouse, body: &[u8]) -> Result<Question, &'static str
 /// A resource as a request: a method performing its action, its URL template with every
 /// variable segment filled in, and its type and name, so only a grant on that whole tuple
 /// permits.
-fn resource_question(gatehouse: &Gatehouse, resource: &Resource) -> Result<Question, &'static str> {
-    let method = METHODS
+fn resource_question(gatehouse: &Gatehouse, resource: &Resource) -> Question {
+    let Some(method) = METHODS
         .into_iter()
         .find(|method| gatehouse.settings.methods.action(method) == Some(&resource.action))
-        .ok_or("unknown_resource")?;
+    else {
+        return unanswerable();
+    };
     let target = resource
         .url
         .split('/')
@@ -145,10 +150,22 @@ fn resource_question(gatehouse: &Gatehouse, resource: &Resource) -> Result<Quest
         })
         .collect::<Vec<_>>()
         .join("/");
-    Ok(Question {
+    Question {
         method: method.to_owned(),
         target,
         resource_type: Some(resource.kind.clone()),
         resource_name: Some(resource.name.clone()),
-    })
+    }
+}
+
+/// A question no resource answers: 401 without a valid token, 403 `no_matching_resource`
+/// with one, so unknown ids are indistinguishable from ungranted ones before authentication.
+fn unanswerable() -> Question {
+    Question {
+        method: "GET".to_owned(),
+        target: "/".to_owned(),
+        // No resource has an empty type (types are identifiers).
+        resource_type: Some(String::new()),
+        resource_name: None,
+    }
 }
