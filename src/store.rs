@@ -111,6 +111,44 @@ impl StoreStats {
     }
 }
 
+/// A subject from its stored `(kind, id)`.
+pub(crate) fn subject_from(kind: &str, id: String) -> Result<Subject, StoreError> {
+    match kind {
+        "account" => Ok(Subject::Account(id)),
+        "client" => Ok(Subject::Client(id)),
+        other => Err(StoreError::Inconsistent(format!(
+            "unknown subject kind {other}"
+        ))),
+    }
+}
+
+/// Groups `(role, resource)` rows, ordered by role, into each role with its resources; a role
+/// without resources arrives as `(role, None)`.
+pub(crate) fn group_roles(rows: Vec<(String, Option<String>)>) -> Vec<(String, Vec<String>)> {
+    let mut roles: Vec<(String, Vec<String>)> = Vec::new();
+    for (role, resource) in rows {
+        if roles.last().is_none_or(|(last, _)| *last != role) {
+            roles.push((role, Vec::new()));
+        }
+        if let (Some(resource), Some((_, resources))) = (resource, roles.last_mut()) {
+            resources.push(resource);
+        }
+    }
+    roles
+}
+
+/// Grant rows from stored `(subject kind, subject id, role)` triples.
+pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<GrantRow>, StoreError> {
+    rows.into_iter()
+        .map(|(kind, id, role)| {
+            Ok(GrantRow {
+                subject: subject_from(&kind, id)?,
+                role,
+            })
+        })
+        .collect()
+}
+
 /// The storage every backend implements.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {

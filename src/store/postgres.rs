@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::{
     AccountRecord, ApplyReport, ClientRecord, GrantRow, PreparedClient, SnapshotData, Store,
-    StoreError, StoreStats,
+    StoreError, StoreStats, grant_rows, group_roles, subject_from,
 };
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -95,16 +95,6 @@ impl PostgresStore {
     /// The connection pool, for tests and tools that need plain SQL.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-}
-
-fn subject_from(kind: &str, id: String) -> Result<Subject, StoreError> {
-    match kind {
-        "account" => Ok(Subject::Account(id)),
-        "client" => Ok(Subject::Client(id)),
-        other => Err(StoreError::Inconsistent(format!(
-            "unknown subject kind {other}"
-        ))),
     }
 }
 
@@ -332,16 +322,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        let mut roles: Vec<(String, Vec<String>)> = Vec::new();
-        for (role, resource) in rows {
-            if roles.last().is_none_or(|(last, _)| *last != role) {
-                roles.push((role, Vec::new()));
-            }
-            if let (Some(resource), Some((_, resources))) = (resource, roles.last_mut()) {
-                resources.push(resource);
-            }
-        }
-        Ok(roles)
+        Ok(group_roles(rows))
     }
 
     async fn list_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
@@ -351,14 +332,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(kind, id, role)| {
-                Ok(GrantRow {
-                    subject: subject_from(&kind, id)?,
-                    role,
-                })
-            })
-            .collect()
+        grant_rows(rows)
     }
 
     fn changes(&self) -> Option<watch::Receiver<i64>> {
