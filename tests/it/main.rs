@@ -12,6 +12,7 @@ mod support;
 mod admin_api;
 mod apply;
 mod check_path;
+mod decision_trail;
 mod e2e_envoy;
 mod envoy_configs;
 mod http_authz;
