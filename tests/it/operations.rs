@@ -252,7 +252,7 @@ async fn health_client(url: &str) -> HealthClient<tonic::transport::Channel> {
     HealthClient::new(channel)
 }
 
-async fn health_status(g: &TestGatehouse, service: &str) -> ServingStatus {
+pub(crate) async fn health_status(g: &TestGatehouse, service: &str) -> ServingStatus {
     let mut client = health_client(&format!("http://{}", g.running.grpc_addr)).await;
     let response = client
         .check(HealthCheckRequest {
@@ -264,7 +264,7 @@ async fn health_status(g: &TestGatehouse, service: &str) -> ServingStatus {
     response.status()
 }
 
-async fn readyz(g: &TestGatehouse) -> u16 {
+pub(crate) async fn readyz(g: &TestGatehouse) -> u16 {
     g.http
         .get(g.url("/readyz"))
         .send()

@@ -198,3 +198,45 @@ async fn deadlines_are_per_request_after_hours_of_uptime() {
         .into_inner();
     assert_permit(&answer(&response));
 }
+
+/// Ready means something: with the store unreachable, `/readyz` and gRPC health report
+/// not-serving, and both return to serving when it comes back, without a restart.
+#[tokio::test]
+async fn readiness_follows_the_store() {
+    use crate::operations::{health_status, readyz};
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    if !postgres_enabled() {
+        return;
+    }
+    let (_primary, g, proxy) = behind_proxy().await;
+    assert_eq!(readyz(&g).await, 200);
+    assert_eq!(health_status(&g, "").await, ServingStatus::Serving);
+
+    proxy.set(Mode::Cut);
+    let cut = Instant::now();
+    while readyz(&g).await != 503 {
+        assert!(
+            cut.elapsed() < Duration::from_secs(15),
+            "still ready with the store gone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let not_ready_after = cut.elapsed();
+    assert_eq!(health_status(&g, "").await, ServingStatus::NotServing);
+
+    proxy.set(Mode::Pass);
+    let restored = Instant::now();
+    while readyz(&g).await != 200 {
+        assert!(
+            restored.elapsed() < Duration::from_secs(15),
+            "not ready again after the store returned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health_status(&g, "").await, ServingStatus::Serving);
+    eprintln!(
+        "readiness: not ready {not_ready_after:?} after the cut, ready {:?} after the store returned",
+        restored.elapsed()
+    );
+}
