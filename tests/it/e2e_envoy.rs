@@ -94,18 +94,10 @@ async fn permitted_request_reaches_upstream_with_decision_headers_and_spoofed_co
     assert_eq!(decision_id.len(), 32);
 
     // The same decision id is in Envoy's access log (written asynchronously).
-    let mut logged = false;
-    for _ in 0..50 {
-        if s.envoy
-            .access_log()
-            .contains(&format!("decision_id={decision_id}"))
-        {
-            logged = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(logged, "decision id missing from Envoy's access log");
+    assert!(
+        s.envoy.logs_decision(&decision_id).await,
+        "decision id missing from Envoy's access log"
+    );
 }
 
 #[tokio::test]

@@ -404,18 +404,10 @@ async fn envoy_in_http_mode_forwards_permits_and_answers_denies() {
     );
     assert_eq!(echo.count(), 1, "denied requests never reach the upstream");
 
-    let mut logged = false;
-    for _ in 0..50 {
-        if envoy
-            .access_log()
-            .contains(&format!("decision_id={decision_id}"))
-        {
-            logged = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(logged, "decision id missing from Envoy's access log");
+    assert!(
+        envoy.logs_decision(&decision_id).await,
+        "decision id missing from Envoy's access log"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@
 //! at once, refresh grants and unknown users.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,17 +13,8 @@ use tokio::process::Command;
 
 use gatehouse::keys::SigningKey;
 
+use crate::support::binary::{BINARY, created_client_id, free_port, wait_ready};
 use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, check_request, example_policy, forge};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs_at_trace_level() {
@@ -78,13 +68,7 @@ async fn replay_hostile_inputs(format: &str) {
         .unwrap();
     let (service_id, service_secret) =
         (field(service, "client_id"), field(service, "client_secret"));
-    let web_id = field(
-        stdout
-            .lines()
-            .find(|l| l.contains("\"invoices-web\""))
-            .unwrap(),
-        "client_id",
-    );
+    let web_id = created_client_id(&stdout, "invoices-web");
     let mut all_output = String::from_utf8_lossy(&applied.stderr).into_owned();
 
     // Output goes to files: a pipe nobody drains would block the server at trace level.
@@ -98,19 +82,9 @@ async fn replay_hostile_inputs(format: &str) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    wait_ready(http).await;
     let http_client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{http}");
-    for _ in 0..100 {
-        if http_client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let token_form = |form: &[(&str, &str)]| http_client.post(format!("{base}/token")).form(form);
     let mut tokens = Vec::new();

@@ -14,19 +14,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::issuers::{Behaviour, MockJwks, serve, trusting};
+use crate::support::binary::{BINARY, created_client_id, free_port};
 use crate::support::envoy::{Echo, Envoy};
 use crate::support::{ALICE_PASSWORD, TestGatehouse, example_policy};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
 const EVENTUALLY: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A configuration file in `dir` with its own store and key, listening on the given ports.
 fn config_file(dir: &Path, grpc: u16, http: u16, extra: &str) -> std::path::PathBuf {
@@ -193,11 +185,7 @@ async fn sigterm_lets_the_in_flight_token_request_finish_and_exits_zero() {
         .unwrap();
     assert!(applied.status.success());
     let stdout = String::from_utf8(applied.stdout).unwrap();
-    let web = stdout
-        .lines()
-        .find(|line| line.contains("\"invoices-web\""))
-        .unwrap();
-    let web_id = web.split("client_id=").nth(1).unwrap().trim().to_owned();
+    let web_id = created_client_id(&stdout, "invoices-web");
 
     let mut server = serve_binary(dir.path(), &config, &[], &[]);
     let base = format!("http://127.0.0.1:{http}");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod binary;
 pub mod envoy;
 pub mod forge;
 pub mod proxy;

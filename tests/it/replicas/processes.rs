@@ -8,19 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::support::binary::{BINARY, created_client_id, free_port, wait_ready};
 use crate::support::{
     ALICE_PASSWORD, TestDatabase, answer, check_request, example_policy, postgres_enabled,
 };
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Process {
     child: Child,
@@ -53,19 +44,8 @@ async fn serve(dir: &Path, name: &str, url: &str) -> Process {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(response) = client
-            .get(format!("http://127.0.0.1:{http}/readyz"))
-            .send()
-            .await
-            && response.status() == 200
-        {
-            return Process { child, grpc, http };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gatehouse {name} did not become ready");
+    wait_ready(http).await;
+    Process { child, grpc, http }
 }
 
 async fn apply(dir: &Path, url: &str, policy: &str) -> String {
@@ -114,13 +94,7 @@ async fn two_processes_share_tokens_and_a_revocation_through_a_third_is_honoured
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let created = apply(dir.path(), &database.url, &example_policy()).await;
-    let web = created
-        .lines()
-        .find(|line| line.contains("\"invoices-web\""))
-        .and_then(|line| line.split("client_id=").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let web = created_client_id(&created, "invoices-web");
 
     // The first process generates the key file; the second reads the same file.
     let a = serve(dir.path(), "a", &database.url).await;

@@ -10,6 +10,8 @@ use axum::extract::Request;
 use axum::routing::any;
 use tokio::process::{Child, Command};
 
+use super::binary::free_port;
+
 /// One request the upstream received.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -90,14 +92,6 @@ pub fn envoy_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running Envoy; killed on drop.
@@ -194,6 +188,19 @@ impl Envoy {
     /// Envoy's access log so far.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether a record for `decision_id` reaches the access log within five seconds (Envoy
+    /// writes it asynchronously).
+    pub async fn logs_decision(&self, decision_id: &str) -> bool {
+        let needle = format!("decision_id={decision_id}");
+        for _ in 0..50 {
+            if self.access_log().contains(&needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 }
 
