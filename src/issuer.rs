@@ -16,7 +16,7 @@ use crate::keys::SigningKey;
 use crate::policy::{ClientKind, GrantType};
 use crate::resources::Resource;
 use crate::secret::Secret;
-use crate::store::{ClientRecord, Store, StoreError};
+use crate::store::{AccountRecord, ClientRecord, Store, StoreError};
 use crate::tokens::{AccessClaims, Grants, encode};
 
 /// Errors of the token endpoint, named after RFC 6749 §5.2.
@@ -105,6 +105,25 @@ pub struct Issued {
     pub subject: String,
     pub client_id: String,
     pub grant_type: GrantType,
+    /// The access token's `jti`, for revocation.
+    pub jti: String,
+    /// RFC 6749 §6: only for confidential clients, never on `client_credentials`.
+    pub refresh_token: Option<Secret>,
+    /// OpenID Connect Core §2: when `openid` was requested on a user grant.
+    pub id_token: Option<Secret>,
+}
+
+/// What an access token is minted for.
+#[derive(Debug)]
+struct Minting {
+    client: ClientRecord,
+    subject: Subject,
+    /// The subject's permission version.
+    pver: u64,
+    /// For account tokens, the client's permission version.
+    cver: Option<u64>,
+    scopes: Vec<String>,
+    grant_type: GrantType,
 }
 
 /// The token endpoint's logic.
@@ -133,42 +152,91 @@ impl Issuer {
         if !client.grant_types.contains(&grant_type) {
             return Err(OAuthError::UnauthorizedClient);
         }
-        let scopes = allowed_scopes(&client, form.get("scope"))?;
-
-        let (subject, pver, cver) = match grant_type {
-            GrantType::ClientCredentials => {
-                (Subject::Client(client.id.clone()), client.version, None)
+        match grant_type {
+            GrantType::ClientCredentials => self.client_credentials(client, &form).await,
+            GrantType::Password => self.password(client, &form).await,
+            GrantType::AuthorizationCode | GrantType::RefreshToken => {
+                Err(OAuthError::UnsupportedGrantType)
             }
-            GrantType::Password => {
-                let username = form
-                    .get("username")
-                    .ok_or(OAuthError::InvalidRequest("username is required"))?;
-                let password = form
-                    .get("password")
-                    .ok_or(OAuthError::InvalidRequest("password is required"))?;
-                let account = self.store.account(username).await?;
-                let hash = account
-                    .as_ref()
-                    .and_then(|a| a.password_hash.as_ref())
-                    .map(|hash| hash.expose().to_owned());
-                let password = password.to_owned();
-                // argon2 is deliberately slow: keep it off the async workers.
-                let matches = tokio::task::spawn_blocking(move || {
-                    verify_password(hash.as_deref(), &password)
-                })
+        }
+    }
+
+    /// RFC 6749 §4.4: the client acts for itself; never a refresh token (§4.4.3).
+    async fn client_credentials(
+        &self,
+        client: ClientRecord,
+        form: &TokenForm,
+    ) -> Result<Issued, OAuthError> {
+        let scopes = allowed_scopes(&client, form.get("scope"))?;
+        let subject = Subject::Client(client.id.clone());
+        let version = client.version;
+        self.mint(Minting {
+            client,
+            subject,
+            pver: version,
+            cver: None,
+            scopes,
+            grant_type: GrantType::ClientCredentials,
+        })
+        .await
+    }
+
+    /// RFC 6749 §4.3: legacy, for clients explicitly allowed it.
+    async fn password(&self, client: ClientRecord, form: &TokenForm) -> Result<Issued, OAuthError> {
+        let scopes = allowed_scopes(&client, form.get("scope"))?;
+        let username = form
+            .get("username")
+            .ok_or(OAuthError::InvalidRequest("username is required"))?;
+        let password = form
+            .get("password")
+            .ok_or(OAuthError::InvalidRequest("password is required"))?;
+        let account = self.sign_in(username, password).await?;
+        let cver = Some(client.version);
+        self.mint(Minting {
+            client,
+            subject: Subject::Account(account.username),
+            pver: account.version,
+            cver,
+            scopes,
+            grant_type: GrantType::Password,
+        })
+        .await
+    }
+
+    /// Checks a person's password. Unknown user, wrong password and disabled account all
+    /// answer `invalid_grant`, after the same argon2 work (a dummy hash for unknown users).
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<AccountRecord, OAuthError> {
+        let account = self.store.account(username).await?;
+        let hash = account
+            .as_ref()
+            .and_then(|a| a.password_hash.as_ref())
+            .map(|hash| hash.expose().to_owned());
+        let password = password.to_owned();
+        // argon2 is deliberately slow: keep it off the async workers.
+        let matches =
+            tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
                 .await
                 .map_err(|_| OAuthError::ServerError)?;
-                match account {
-                    Some(account) if matches && !account.disabled => (
-                        Subject::Account(account.username),
-                        account.version,
-                        Some(client.version),
-                    ),
-                    _ => return Err(OAuthError::InvalidGrant),
-                }
-            }
-        };
+        match account {
+            Some(account) if matches && !account.disabled => Ok(account),
+            _ => Err(OAuthError::InvalidGrant),
+        }
+    }
 
+    /// Signs an access token for `minting` and lists the subject's resources.
+    async fn mint(&self, minting: Minting) -> Result<Issued, OAuthError> {
+        let Minting {
+            client,
+            subject,
+            pver,
+            cver,
+            scopes,
+            grant_type,
+        } = minting;
         let resources: Vec<Resource> = self
             .store
             .granted_resources(&subject)
@@ -207,6 +275,9 @@ impl Issuer {
             subject: claims.sub,
             client_id: claims.client_id,
             grant_type,
+            jti: claims.jti,
+            refresh_token: None,
+            id_token: None,
         })
     }
 

@@ -20,6 +20,10 @@ pub enum GrantType {
     ClientCredentials,
     /// RFC 6749 §4.3: legacy, opt-in per client (RFC 9700 §2.4 advises against it).
     Password,
+    /// RFC 6749 §4.1 with PKCE (RFC 7636, S256 only): how people sign in.
+    AuthorizationCode,
+    /// RFC 6749 §6: confidential clients only, rotated on every use.
+    RefreshToken,
 }
 
 impl GrantType {
@@ -28,6 +32,8 @@ impl GrantType {
         match self {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
         }
     }
 
@@ -36,6 +42,8 @@ impl GrantType {
         match value {
             "client_credentials" => Some(GrantType::ClientCredentials),
             "password" => Some(GrantType::Password),
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
             _ => None,
         }
     }
@@ -78,6 +86,9 @@ pub struct ClientSpec {
     pub grant_types: Vec<GrantType>,
     /// The resource types the client may request (its allowed scopes).
     pub scopes: Vec<String>,
+    /// Where `/authorize` may send the browser back; matched exactly (RFC 9700 §4.1.3).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub disabled: bool,
 }
@@ -246,6 +257,39 @@ impl PolicyFile {
             {
                 return Err(invalid(at, "a public client cannot use client_credentials"));
             }
+            if client.kind == ClientKind::Public
+                && client.grant_types.contains(&GrantType::RefreshToken)
+            {
+                return Err(invalid(
+                    at,
+                    "a public client cannot hold refresh tokens (refresh_token is for confidential clients)",
+                ));
+            }
+            let uses_code = client.grant_types.contains(&GrantType::AuthorizationCode);
+            if uses_code && client.redirect_uris.is_empty() {
+                return Err(invalid(
+                    at,
+                    "authorization_code needs at least one redirect_uris entry",
+                ));
+            }
+            if !uses_code && !client.redirect_uris.is_empty() {
+                return Err(invalid(
+                    at,
+                    "redirect_uris is only for the authorization_code grant",
+                ));
+            }
+            if let Some(bad) = client
+                .redirect_uris
+                .iter()
+                .find(|uri| !is_redirect_uri(uri))
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "redirect_uri {bad:?} must be an absolute https URI (http only for loopback) without a fragment"
+                    ),
+                ));
+            }
             if let Some(bad) = client.scopes.iter().find(|scope| !is_identifier(scope)) {
                 return Err(invalid(at, format!("scope {bad:?} is not an identifier")));
             }
@@ -308,6 +352,26 @@ impl PolicyFile {
         }
         Ok(())
     }
+}
+
+/// A redirect URI a client may register: `https`, `http` on a loopback host (RFC 8252 §7.3),
+/// or a private-use scheme with a dot for native apps (RFC 8252 §7.1); never a fragment.
+pub fn is_redirect_uri(value: &str) -> bool {
+    let Ok(uri) = url::Url::parse(value) else {
+        return false;
+    };
+    let loopback = matches!(uri.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    let scheme_ok = match uri.scheme() {
+        "https" => uri.host_str().is_some(),
+        "http" => loopback,
+        other => other.contains('.'),
+    };
+    scheme_ok
+        && uri.fragment().is_none()
+        && value.len() <= 2048
+        && !value
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct ClientRecord {
     pub secret_hash: Option<Vec<u8>>,
     pub grant_types: Vec<GrantType>,
     pub scopes: Vec<String>,
+    /// Exact redirect URIs for the authorization_code grant.
+    pub redirect_uris: Vec<String>,
     pub disabled: bool,
     pub version: u64,
 }

@@ -21,6 +21,10 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: i64,
     scope: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
     resources: &'a [Resource],
 }
 
@@ -106,6 +110,8 @@ async fn issue(
         token_type: "Bearer",
         expires_in: issued.expires_in,
         scope: &issued.scope,
+        refresh_token: issued.refresh_token.as_ref().map(|t| t.expose()),
+        id_token: issued.id_token.as_ref().map(|t| t.expose()),
         resources: &issued.resources,
     };
     Ok(no_store(axum::Json(body).into_response()))

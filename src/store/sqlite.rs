@@ -86,6 +86,7 @@ fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
             .filter_map(|word| GrantType::parse(word))
             .collect(),
         scopes: words("scopes")?,
+        redirect_uris: words("redirect_uris")?,
         disabled: row.try_get("disabled").map_err(get)?,
         version: row
             .try_get::<Option<i64>, _>("version")
@@ -111,7 +112,7 @@ fn account_from(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
 }
 
 const CLIENT_COLUMNS: &str = "SELECT c.id, c.name, c.kind, c.secret_hash, c.grant_types, c.scopes, \
-     c.disabled, v.version FROM clients c LEFT JOIN permission_versions v \
+     c.redirect_uris, c.disabled, v.version FROM clients c LEFT JOIN permission_versions v \
      ON v.subject_kind = 'client' AND v.subject_id = c.id";
 
 const ACCOUNT_COLUMNS: &str = "SELECT a.username, a.password_hash, a.disabled, v.version \

@@ -30,6 +30,20 @@ pub fn example_policy() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.yaml")).unwrap()
 }
 
+/// The token-endpoint fixture of the hostile-input cases (svc-reports, svc-audit, spa-web,
+/// alice, disabled bob).
+pub fn oauth_policy() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/fixtures/oauth.yaml"
+    ))
+    .unwrap()
+}
+
+/// Passwords of the OAuth fixture.
+pub const ALICE_CANARY: &str = "P@ss-CANARY-1";
+pub const BOB_CANARY: &str = "Bob-CANARY-4";
+
 /// Demo passwords of the example policy.
 pub const ALICE_PASSWORD: &str = "alice-demo-password";
 pub const AUDITOR_PASSWORD: &str = "auditor-demo-password";

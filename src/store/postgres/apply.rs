@@ -174,12 +174,14 @@ async fn write_clients(
                     )));
                 }
                 sqlx::query(
-                    "UPDATE clients SET grant_types = $1, scopes = $2, disabled = $3 WHERE id = $4",
+                    "UPDATE clients SET grant_types = $1, scopes = $2, disabled = $3, \
+                     redirect_uris = $5 WHERE id = $4",
                 )
                 .bind(&grant_types)
                 .bind(&client.scopes)
                 .bind(client.disabled)
                 .bind(&id)
+                .bind(&client.redirect_uris)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
@@ -200,8 +202,8 @@ async fn write_clients(
                     ClientKind::Public => None,
                 };
                 sqlx::query(
-                    "INSERT INTO clients (id, name, kind, secret_hash, grant_types, scopes, disabled) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO clients (id, name, kind, secret_hash, grant_types, scopes, disabled, \
+                     redirect_uris) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&fresh.id)
                 .bind(&client.name)
@@ -210,6 +212,7 @@ async fn write_clients(
                 .bind(&grant_types)
                 .bind(&client.scopes)
                 .bind(client.disabled)
+                .bind(&client.redirect_uris)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;

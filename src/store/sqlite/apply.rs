@@ -156,6 +156,7 @@ async fn write_clients(
         let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         let grant_types = grant_types.join(" ");
         let scopes = client.scopes.join(" ");
+        let redirect_uris = client.redirect_uris.join(" ");
         let disabled = i64::from(client.disabled);
         let existing: Option<(String, String)> =
             sqlx::query_as("SELECT id, kind FROM clients WHERE name = ?1")
@@ -172,12 +173,14 @@ async fn write_clients(
                     )));
                 }
                 sqlx::query(
-                    "UPDATE clients SET grant_types = ?1, scopes = ?2, disabled = ?3 WHERE id = ?4",
+                    "UPDATE clients SET grant_types = ?1, scopes = ?2, disabled = ?3, \
+                     redirect_uris = ?5 WHERE id = ?4",
                 )
                 .bind(&grant_types)
                 .bind(&scopes)
                 .bind(disabled)
                 .bind(&id)
+                .bind(&redirect_uris)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
@@ -198,8 +201,8 @@ async fn write_clients(
                     ClientKind::Public => None,
                 };
                 sqlx::query(
-                    "INSERT INTO clients (id, name, kind, secret_hash, grant_types, scopes, disabled) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO clients (id, name, kind, secret_hash, grant_types, scopes, disabled, \
+                     redirect_uris) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .bind(&fresh.id)
                 .bind(&client.name)
@@ -208,6 +211,7 @@ async fn write_clients(
                 .bind(&grant_types)
                 .bind(&scopes)
                 .bind(disabled)
+                .bind(&redirect_uris)
                 .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
