@@ -1,7 +1,8 @@
-//! HTTP: `/token`, `/jwks`, `/healthz`, `/readyz`, `/metrics`, `/admin/...`. Handlers convert
+//! HTTP: `/token`, `/authorize`, `/jwks`, `/healthz`, `/readyz`, `/metrics`, `/admin/...`. Handlers convert
 //! and delegate.
 
 mod admin;
+mod authorize;
 pub mod authz;
 mod token;
 
@@ -25,7 +26,10 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
         .route("/metrics", get(metrics))
         .merge(authz::routes());
     if gatehouse.issuer.is_some() {
-        router = router.merge(token::routes()).route("/jwks", get(jwks));
+        router = router
+            .merge(token::routes())
+            .merge(authorize::routes())
+            .route("/jwks", get(jwks));
     }
     if gatehouse.config.admin.enabled {
         router = router.merge(admin::routes());

@@ -3,10 +3,12 @@
 //! This layer knows OAuth and the store trait, not HTTP: the adapter hands it the
 //! `authorization` values and the form body, and maps [`OAuthError`] onto a response.
 
+mod code;
 mod request;
 
 use std::sync::Arc;
 
+pub use code::{AuthorizationRequest, AuthorizeError, SignInFailure};
 pub use request::{BasicCredentials, TokenForm, parse_basic};
 
 use crate::catalogue::Subject;
@@ -17,7 +19,7 @@ use crate::policy::{ClientKind, GrantType};
 use crate::resources::Resource;
 use crate::secret::Secret;
 use crate::store::{AccountRecord, ClientRecord, Store, StoreError};
-use crate::tokens::{AccessClaims, Grants, encode};
+use crate::tokens::{AccessClaims, Grants, IdClaims, encode, encode_id_token};
 
 /// Errors of the token endpoint, named after RFC 6749 §5.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -105,8 +107,9 @@ pub struct Issued {
     pub subject: String,
     pub client_id: String,
     pub grant_type: GrantType,
-    /// The access token's `jti`, for revocation.
+    /// The access token's `jti` and `exp`, for revocation.
     pub jti: String,
+    pub expires_at: i64,
     /// RFC 6749 §6: only for confidential clients, never on `client_credentials`.
     pub refresh_token: Option<Secret>,
     /// OpenID Connect Core §2: when `openid` was requested on a user grant.
@@ -124,7 +127,19 @@ struct Minting {
     cver: Option<u64>,
     scopes: Vec<String>,
     grant_type: GrantType,
+    /// Set on user grants: an ID token is added when `openid` is among the scopes.
+    openid: Option<OpenIdRequest>,
 }
+
+/// What an ID token needs from the sign-in.
+#[derive(Debug, Clone)]
+struct OpenIdRequest {
+    nonce: Option<String>,
+    auth_time: i64,
+}
+
+/// The scope that asks for an ID token (OpenID Connect Core §3.1.2.1).
+pub const OPENID: &str = "openid";
 
 /// The token endpoint's logic.
 #[derive(Debug, Clone)]
@@ -155,9 +170,8 @@ impl Issuer {
         match grant_type {
             GrantType::ClientCredentials => self.client_credentials(client, &form).await,
             GrantType::Password => self.password(client, &form).await,
-            GrantType::AuthorizationCode | GrantType::RefreshToken => {
-                Err(OAuthError::UnsupportedGrantType)
-            }
+            GrantType::AuthorizationCode => self.authorization_code(client, &form).await,
+            GrantType::RefreshToken => Err(OAuthError::UnsupportedGrantType),
         }
     }
 
@@ -167,7 +181,7 @@ impl Issuer {
         client: ClientRecord,
         form: &TokenForm,
     ) -> Result<Issued, OAuthError> {
-        let scopes = allowed_scopes(&client, form.get("scope"))?;
+        let scopes = allowed_scopes(&client, form.get("scope"), false)?;
         let subject = Subject::Client(client.id.clone());
         let version = client.version;
         self.mint(Minting {
@@ -177,13 +191,14 @@ impl Issuer {
             cver: None,
             scopes,
             grant_type: GrantType::ClientCredentials,
+            openid: None,
         })
         .await
     }
 
     /// RFC 6749 §4.3: legacy, for clients explicitly allowed it.
     async fn password(&self, client: ClientRecord, form: &TokenForm) -> Result<Issued, OAuthError> {
-        let scopes = allowed_scopes(&client, form.get("scope"))?;
+        let scopes = allowed_scopes(&client, form.get("scope"), true)?;
         let username = form
             .get("username")
             .ok_or(OAuthError::InvalidRequest("username is required"))?;
@@ -199,6 +214,10 @@ impl Issuer {
             cver,
             scopes,
             grant_type: GrantType::Password,
+            openid: Some(OpenIdRequest {
+                nonce: None,
+                auth_time: self.clock.now(),
+            }),
         })
         .await
     }
@@ -236,6 +255,7 @@ impl Issuer {
             cver,
             scopes,
             grant_type,
+            openid,
         } = minting;
         let resources: Vec<Resource> = self
             .store
@@ -267,6 +287,27 @@ impl Issuer {
             grants,
         };
         let access_token = encode(&claims, &self.key).map_err(|_| OAuthError::ServerError)?;
+        // OpenID Connect Core §3.1.3.3: an ID token when a person signed in and asked for one.
+        let id_token = match openid {
+            Some(request)
+                if matches!(subject, Subject::Account(_)) && scopes.iter().any(|s| s == OPENID) =>
+            {
+                let id_claims = IdClaims {
+                    iss: self.settings.issuer.clone(),
+                    sub: claims.sub.clone(),
+                    aud: client.id.clone(),
+                    azp: client.id.clone(),
+                    exp: claims.exp,
+                    iat: now,
+                    auth_time: request.auth_time,
+                    nonce: request.nonce,
+                };
+                let token =
+                    encode_id_token(&id_claims, &self.key).map_err(|_| OAuthError::ServerError)?;
+                Some(token)
+            }
+            _ => None,
+        };
         Ok(Issued {
             access_token,
             expires_in: self.settings.ttl,
@@ -276,8 +317,9 @@ impl Issuer {
             client_id: claims.client_id,
             grant_type,
             jti: claims.jti,
+            expires_at: claims.exp,
             refresh_token: None,
-            id_token: None,
+            id_token,
         })
     }
 
@@ -334,16 +376,19 @@ impl Issuer {
 }
 
 /// The resource types a token may cover: the client's scopes, narrowed by `scope` if given.
+/// On user grants (`person`) the `openid` scope is allowed too.
 fn allowed_scopes(
     client: &ClientRecord,
     requested: Option<&str>,
+    person: bool,
 ) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = match requested {
         None => client.scopes.clone(),
         Some(requested) => {
             let mut scopes = Vec::new();
             for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-                if !client.scopes.iter().any(|allowed| allowed == scope) {
+                let openid = person && scope == OPENID;
+                if !openid && !client.scopes.iter().any(|allowed| allowed == scope) {
                     return Err(OAuthError::InvalidScope);
                 }
                 scopes.push(scope.to_owned());

@@ -4,6 +4,7 @@
 //! store's generation changes, and asks [`Store::grant_exists`] only for tokens that defer to
 //! the database. Everything else serves `/token` and administration.
 
+pub mod codes;
 mod fingerprint;
 pub mod postgres;
 pub mod sqlite;
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+pub use codes::CodeStore;
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
 
 use crate::catalogue::Subject;
@@ -153,7 +155,7 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 
 /// The storage every backend implements.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: CodeStore + Send + Sync + std::fmt::Debug {
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 

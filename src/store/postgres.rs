@@ -52,6 +52,8 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+super::codes::impl_code_store!(PostgresStore);
+
 fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }

@@ -25,6 +25,8 @@ pub struct SqliteStore {
     stats: StoreStats,
 }
 
+super::codes::impl_code_store!(SqliteStore);
+
 fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }

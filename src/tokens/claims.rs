@@ -44,6 +44,21 @@ pub struct AccessClaims {
     pub grants: Grants,
 }
 
+/// Claims of an OpenID Connect ID token (Core §2): who signed in, for which client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    /// The client the ID token is for.
+    pub aud: String,
+    pub azp: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nonce: Option<String>,
+}
+
 /// What the check path learns from a token that passed verification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedToken {

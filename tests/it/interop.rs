@@ -7,7 +7,7 @@ use crate::support::{
     ALICE_PASSWORD, TestGatehouse, answer, assert_deny, assert_permit, example_policy, forge,
 };
 
-fn python() -> std::path::PathBuf {
+pub(crate) fn python() -> std::path::PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
     assert!(
         path.exists(),

@@ -11,6 +11,8 @@ mod support;
 
 mod admin_api;
 mod apply;
+mod authlib;
+mod authorize;
 mod check_path;
 mod decision_trail;
 mod e2e_envoy;
