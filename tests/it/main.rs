@@ -19,6 +19,7 @@ mod http_authz;
 mod interop;
 mod issuers;
 mod key_rotation;
+mod limits;
 mod log_secrets;
 mod operations;
 mod outage;
