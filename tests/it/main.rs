@@ -26,6 +26,7 @@ mod outage;
 mod packaging;
 mod replicas;
 mod routes;
+mod secret_rotation;
 mod staleness;
 mod token_cache;
 mod token_endpoint;
