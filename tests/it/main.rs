@@ -13,6 +13,7 @@ mod admin_api;
 mod apply;
 mod check_path;
 mod decision_trail;
+mod discovery;
 mod e2e_envoy;
 mod envoy_configs;
 mod http_authz;
