@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::{Issuer, OAuthError};
-use crate::store::ThrottleKey;
+use crate::store::{ThrottleKey, ThrottleKind};
 
 /// One failed check in this many also deletes the records that no longer count, so that
 /// guessed usernames do not accumulate.
@@ -48,8 +48,8 @@ impl Issuer {
         if let Some(seconds) = record.locked_for(now) {
             // Never the id of an account: a username field sometimes holds a password.
             let client_id = match key.kind {
-                crate::store::ThrottleKind::Client => key.id.as_str(),
-                crate::store::ThrottleKind::Account => "",
+                ThrottleKind::Client => key.id.as_str(),
+                ThrottleKind::Account => "",
             };
             tracing::info!(
                 throttle.kind = key.kind.as_str(),

@@ -273,3 +273,26 @@ async fn execute_sql(g: &TestGatehouse, sql: &str) {
         connection.execute(sql).await.unwrap();
     }
 }
+
+async fn failures_are_forgotten_after_the_window_and_then_pruned(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &oauth_policy()).await;
+    let store = g.running.gatehouse.store.clone();
+    let policy = g.config().limits.policy();
+    let (old, recent) = (ThrottleKey::account("old"), ThrottleKey::account("recent"));
+    let t = 1_000_000;
+
+    for _ in 0..4 {
+        store.record_failure(&old, t, &policy).await.unwrap();
+    }
+    // Within the window the count goes on; one window after the last failure it starts over.
+    let record = store.record_failure(&old, t + 899, &policy).await.unwrap();
+    assert_eq!((record.failures, record.locked_until), (5, t + 899 + 1));
+    let record = store.record_failure(&old, t + 899 + 1 + 900, &policy).await.unwrap();
+    assert_eq!((record.failures, record.locked_until), (1, 0));
+
+    store.record_failure(&recent, t + 3000, &policy).await.unwrap();
+    assert_eq!(store.prune_failures(t + 2000 + 900).await.unwrap(), 1);
+    assert_eq!(store.throttle_state(&old).await.unwrap(), None);
+    assert!(store.throttle_state(&recent).await.unwrap().is_some());
+}
+on_both_backends!(failures_are_forgotten_after_the_window_and_then_pruned);
