@@ -76,6 +76,18 @@ impl Catalogue {
         self.entries.len()
     }
 
+    /// Every resource type, sorted, once each.
+    pub fn resource_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self
+            .entries
+            .iter()
+            .map(|entry| entry.resource.kind.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
     /// Whether the catalogue is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

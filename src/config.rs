@@ -16,9 +16,11 @@ use crate::tokens::{OwnClaims, VerifyPolicy};
 
 mod http_authz;
 mod issuers;
+mod limits;
 
 pub use http_authz::{Cidr, HttpAuthzConfig};
 pub use issuers::{IssuerConfig, KeySource, TrustedIssuerConfig};
+pub use limits::LimitsConfig;
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,8 @@ pub struct Config {
     pub issuer: IssuerConfig,
     /// `[[issuers]]`: external issuers whose tokens are trusted.
     pub issuers: Vec<TrustedIssuerConfig>,
+    /// `[limits]`: brute-force limits on client secrets and passwords.
+    pub limits: LimitsConfig,
 }
 
 /// Listening addresses.
@@ -437,6 +441,7 @@ impl Config {
                 "must be non-empty without quotes or backslashes",
             ));
         }
+        self.limits.validate()?;
         issuers::validate(self)
     }
 
@@ -472,6 +477,7 @@ impl Config {
             audience: self.tokens.audience.clone(),
             ttl: self.tokens.ttl_seconds,
             grants_in_token_max: self.tokens.grants_in_token_max,
+            throttle: self.limits.policy(),
         }
     }
 }

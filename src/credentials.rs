@@ -50,8 +50,23 @@ pub fn hash_client_secret(client_id: &str, secret: &str) -> Vec<u8> {
 
 /// Whether `presented` is the client's secret; constant-time in the digest comparison.
 pub fn verify_client_secret(client_id: &str, presented: &str, stored: &[u8]) -> bool {
+    verify_client_secret_any(client_id, presented, &[stored])
+}
+
+/// Whether `presented` matches any of `stored` (the current secret and, during a rotation's
+/// grace period, the previous one). The presented secret's digest is computed once and
+/// compared in full with every candidate, in constant time and without stopping at the first
+/// match, so neither the position of the first differing byte nor which candidate matched
+/// shows in the timing. An empty candidate never matches.
+pub fn verify_client_secret_any(client_id: &str, presented: &str, stored: &[&[u8]]) -> bool {
     let digest = hash_client_secret(client_id, presented);
-    !stored.is_empty() && bool::from(digest.as_slice().ct_eq(stored))
+    let mut matched = subtle::Choice::from(0);
+    for candidate in stored {
+        // `ct_eq` on slices of different lengths is false: a truncated digest never matches.
+        let equal = digest.as_slice().ct_eq(candidate);
+        matched |= equal & subtle::Choice::from(u8::from(!candidate.is_empty()));
+    }
+    bool::from(matched)
 }
 
 /// Why a password could not be hashed.
@@ -80,22 +95,115 @@ pub fn verify_password(phc: Option<&str>, password: &str) -> bool {
         verify_against_dummy(password);
         return false;
     };
-    Argon2::default()
-        .verify_password(password.as_bytes(), &stored)
-        .is_ok()
+    argon2_verify(password, &stored)
+}
+
+/// The dummy hash: the same algorithm and parameters as every hash `hash_password` makes.
+fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| hash_password("gatehouse-dummy-password").ok())
+        .as_deref()
 }
 
 fn verify_against_dummy(password: &str) {
-    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("gatehouse-dummy-password").ok());
-    if let Some(hash) = dummy.as_deref().and_then(|phc| PasswordHash::new(phc).ok()) {
-        let _ = Argon2::default().verify_password(password.as_bytes(), &hash);
+    if let Some(hash) = dummy_hash().and_then(|phc| PasswordHash::new(phc).ok()) {
+        let _ = argon2_verify(password, &hash);
     }
+}
+
+/// The one place a password meets argon2.
+fn argon2_verify(password: &str, hash: &PasswordHash<'_>) -> bool {
+    #[cfg(test)]
+    tests::ARGON2_RUNS.with(|runs| runs.set(runs.get() + 1));
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    thread_local! {
+        /// argon2 verifications run on this thread.
+        pub(super) static ARGON2_RUNS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn argon2_runs() -> u64 {
+        ARGON2_RUNS.with(Cell::get)
+    }
+
+    #[test]
+    fn unknown_accounts_cost_one_argon2_verification_with_the_real_parameters() {
+        let phc = hash_password("P@ss-CANARY-1").unwrap();
+        let before = argon2_runs();
+        assert!(!verify_password(Some(&phc), "wrong"));
+        assert_eq!(argon2_runs(), before + 1);
+        assert!(!verify_password(None, "wrong"));
+        assert_eq!(
+            argon2_runs(),
+            before + 2,
+            "no argon2 work for an unknown user"
+        );
+        // A stored value that does not parse (a password-less account) costs the same.
+        assert!(!verify_password(Some("not-a-hash"), "wrong"));
+        assert_eq!(argon2_runs(), before + 3);
+
+        // The dummy is hashed like every real password: same algorithm, version, parameters.
+        let dummy = PasswordHash::new(dummy_hash().unwrap()).unwrap();
+        let real = PasswordHash::new(&phc).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+    }
+
+    #[test]
+    fn secret_comparison_uses_the_whole_digest() {
+        let secret = generate_client_secret();
+        let digest = hash_client_secret("gh-a", secret.expose());
+        assert_eq!(digest.len(), 32);
+        assert!(verify_client_secret("gh-a", secret.expose(), &digest));
+
+        // A prefix of the right digest, however long, is not the digest.
+        for length in [0, 1, 16, 31] {
+            assert!(!verify_client_secret(
+                "gh-a",
+                secret.expose(),
+                &digest[..length]
+            ));
+        }
+        // Nor is the right digest with anything after it, or with its last byte changed.
+        let mut longer = digest.clone();
+        longer.push(0);
+        assert!(!verify_client_secret("gh-a", secret.expose(), &longer));
+        let mut last = digest.clone();
+        last[31] ^= 1;
+        assert!(!verify_client_secret("gh-a", secret.expose(), &last));
+
+        // A presented secret sharing 14 leading characters is as wrong as any other.
+        let near = format!("{}{}", &secret.expose()[..14], "x".repeat(29));
+        assert!(!verify_client_secret("gh-a", &near, &digest));
+    }
+
+    #[test]
+    fn either_the_current_or_the_previous_secret_verifies() {
+        let (old, new) = (generate_client_secret(), generate_client_secret());
+        let old_hash = hash_client_secret("gh-a", old.expose());
+        let new_hash = hash_client_secret("gh-a", new.expose());
+        let both: [&[u8]; 2] = [&new_hash, &old_hash];
+        assert!(verify_client_secret_any("gh-a", new.expose(), &both));
+        assert!(verify_client_secret_any("gh-a", old.expose(), &both));
+        assert!(!verify_client_secret_any("gh-a", "wrong", &both));
+        assert!(!verify_client_secret_any(
+            "gh-a",
+            old.expose(),
+            &[&new_hash, &[]]
+        ));
+        assert!(!verify_client_secret_any("gh-a", old.expose(), &[]));
+    }
 
     #[test]
     fn client_secret_hash_is_bound_to_the_client() {

@@ -1,9 +1,10 @@
-//! HTTP: `/token`, `/authorize`, `/jwks`, `/healthz`, `/readyz`, `/metrics`, `/admin/...`. Handlers convert
-//! and delegate.
+//! HTTP: `/token`, `/authorize`, `/jwks`, discovery, `/healthz`, `/readyz`, `/metrics`,
+//! `/admin/...`. Handlers convert and delegate.
 
 mod admin;
 mod authorize;
 pub mod authz;
+pub mod discovery;
 mod token;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use crate::server::{Gatehouse, Readiness};
 
 /// The router, built without a socket so tests can call it directly. A decide-only
-/// gatehouse has no `/token` and no `/jwks` (404).
+/// gatehouse has no `/token`, no `/jwks` and no discovery documents (404).
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
@@ -29,6 +30,7 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
         router = router
             .merge(token::routes())
             .merge(authorize::routes())
+            .merge(discovery::routes())
             .route("/jwks", get(jwks));
     }
     if gatehouse.config.admin.enabled {

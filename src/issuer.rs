@@ -3,8 +3,10 @@
 //! This layer knows OAuth and the store trait, not HTTP: the adapter hands it the
 //! `authorization` values and the form body, and maps [`OAuthError`] onto a response.
 
+mod client_auth;
 mod code;
 mod request;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -13,12 +15,14 @@ pub use request::{BasicCredentials, TokenForm, parse_basic};
 
 use crate::catalogue::Subject;
 use crate::clock::Clock;
-use crate::credentials::{verify_client_secret, verify_password};
+use crate::credentials::verify_password;
 use crate::keys::SigningKey;
-use crate::policy::{ClientKind, GrantType};
+use crate::policy::GrantType;
 use crate::resources::Resource;
 use crate::secret::Secret;
-use crate::store::{AccountRecord, ClientRecord, Store, StoreError};
+use crate::store::{
+    AccountRecord, ClientRecord, Store, StoreError, ThrottleKey, ThrottleKind, ThrottlePolicy,
+};
 use crate::tokens::{AccessClaims, Grants, IdClaims, encode, encode_id_token};
 
 /// Errors of the token endpoint, named after RFC 6749 §5.2.
@@ -38,6 +42,14 @@ pub enum OAuthError {
     InvalidScope,
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
+    /// Too many failed attempts for this client id or username: refused before any check,
+    /// with 429 and `Retry-After`, under the error code of the credential that is locked.
+    #[error("too many failed attempts")]
+    Throttled {
+        kind: ThrottleKind,
+        /// Seconds until the lock ends.
+        retry_after: i64,
+    },
     #[error("server_error")]
     ServerError,
 }
@@ -54,13 +66,23 @@ impl OAuthError {
             OAuthError::InvalidScope => "invalid_scope",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
+            OAuthError::Throttled {
+                kind: ThrottleKind::Client,
+                ..
+            } => "invalid_client",
+            OAuthError::Throttled {
+                kind: ThrottleKind::Account,
+                ..
+            } => "invalid_grant",
         }
     }
 
-    /// The HTTP status: 401 for `invalid_client`, 503 and 500 for our faults, else 400.
+    /// The HTTP status: 401 for `invalid_client`, 429 while throttled, 503 and 500 for our
+    /// faults, else 400.
     pub fn status(self) -> u16 {
         match self {
             OAuthError::InvalidClient => 401,
+            OAuthError::Throttled { .. } => 429,
             OAuthError::TemporarilyUnavailable => 503,
             OAuthError::ServerError => 500,
             _ => 400,
@@ -74,6 +96,15 @@ impl OAuthError {
             OAuthError::InvalidClient => Some("client authentication failed"),
             OAuthError::UnauthorizedClient => Some("the client may not use this grant type"),
             OAuthError::InvalidScope => Some("the requested scope is not allowed for this client"),
+            OAuthError::Throttled { .. } => Some("too many failed attempts; retry later"),
+            _ => None,
+        }
+    }
+
+    /// Seconds the client should wait before trying again (`Retry-After`), when throttled.
+    pub fn retry_after(self) -> Option<i64> {
+        match self {
+            OAuthError::Throttled { retry_after, .. } => Some(retry_after.max(1)),
             _ => None,
         }
     }
@@ -94,6 +125,8 @@ pub struct IssuerSettings {
     pub ttl: i64,
     /// Above this many grants a token carries the database marker instead of the ids.
     pub grants_in_token_max: usize,
+    /// Brute-force limits on client secrets and passwords.
+    pub throttle: ThrottlePolicy,
 }
 
 /// A minted access token and what the client may do with it.
@@ -155,6 +188,11 @@ impl Issuer {
     pub async fn token(&self, authorization: &[&str], body: &[u8]) -> Result<Issued, OAuthError> {
         let form = TokenForm::parse(body)?;
         if form.contains("client_secret") {
+            // RFC 6749 §2.3.1: only HTTP Basic. With Basic as well it is two methods at once
+            // (§5.2 invalid_request); alone it is an unsupported method (invalid_client).
+            if authorization.is_empty() {
+                return Err(OAuthError::InvalidClient);
+            }
             return Err(OAuthError::InvalidRequest(
                 "client_secret is not accepted in the body; use HTTP Basic authentication",
             ));
@@ -222,9 +260,23 @@ impl Issuer {
         .await
     }
 
-    /// Checks a person's password. Unknown user, wrong password and disabled account all
-    /// answer `invalid_grant`, after the same argon2 work (a dummy hash for unknown users).
+    /// Checks a person's password: the one place every grant and page that takes a password
+    /// goes through. Unknown user, wrong password and disabled account all answer
+    /// `invalid_grant`, after the same argon2 work (a dummy hash for unknown users), and all
+    /// count toward the username's brute-force limit alike.
     pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<AccountRecord, OAuthError> {
+        self.throttled(
+            ThrottleKey::account(username),
+            self.check_password(username, password),
+        )
+        .await
+    }
+
+    async fn check_password(
         &self,
         username: &str,
         password: &str,
@@ -321,57 +373,6 @@ impl Issuer {
             refresh_token: None,
             id_token,
         })
-    }
-
-    /// RFC 6749 §2.3: confidential clients authenticate with HTTP Basic only; public clients
-    /// name themselves with `client_id` in the body.
-    async fn authenticate_client(
-        &self,
-        authorization: &[&str],
-        form: &TokenForm,
-    ) -> Result<ClientRecord, OAuthError> {
-        match authorization {
-            [] => {
-                let client_id = form.get("client_id").ok_or(OAuthError::InvalidClient)?;
-                match self.store.client(client_id).await? {
-                    Some(client) if client.kind == ClientKind::Public && !client.disabled => {
-                        Ok(client)
-                    }
-                    _ => Err(OAuthError::InvalidClient),
-                }
-            }
-            [header] => {
-                let basic = parse_basic(header)?;
-                if form
-                    .get("client_id")
-                    .is_some_and(|id| id != basic.client_id)
-                {
-                    return Err(OAuthError::InvalidRequest(
-                        "client_id in the body differs from the authenticated client",
-                    ));
-                }
-                let client = self.store.client(&basic.client_id).await?;
-                let stored = client
-                    .as_ref()
-                    .and_then(|c| c.secret_hash.clone())
-                    .unwrap_or_default();
-                let verified =
-                    verify_client_secret(&basic.client_id, basic.secret.expose(), &stored);
-                match client {
-                    Some(client)
-                        if verified
-                            && client.kind == ClientKind::Confidential
-                            && !client.disabled =>
-                    {
-                        Ok(client)
-                    }
-                    _ => Err(OAuthError::InvalidClient),
-                }
-            }
-            _ => Err(OAuthError::InvalidRequest(
-                "more than one authorization header",
-            )),
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse::check::{AccessRequest, read_credential};
-use gatehouse::clock::SystemClock;
+use gatehouse::clock::{Clock as _, SystemClock};
 use gatehouse::config::{Config, Overrides};
 use gatehouse::secret::Secret;
 use gatehouse::server::{Gatehouse, open_store, spawn};
@@ -53,6 +53,11 @@ enum Command {
         #[arg(value_enum)]
         what: Listing,
     },
+    /// Administer one client.
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
     /// Read a password from standard input and print its argon2id hash for a policy file.
     HashPassword,
     /// Dry-run: read a bearer token from standard input and print the decision for a request.
@@ -71,6 +76,18 @@ enum Command {
         /// The request's host, for the route table.
         #[arg(long, default_value = "")]
         host: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientAction {
+    /// Give a confidential client a new secret, printed once; its tokens are stale at once.
+    RotateSecret {
+        /// The client's name in the policy file.
+        name: String,
+        /// Seconds the previous secret keeps working (0: it stops at once; at most 30 days).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=2_592_000))]
+        grace: u32,
     },
 }
 
@@ -161,6 +178,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::List { what } => list(config, what).await,
+        Command::Client {
+            action: ClientAction::RotateSecret { name, grace },
+        } => rotate_secret(config, &name, grace).await,
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
@@ -195,6 +215,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn rotate_secret(config: Config, name: &str, grace: u32) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let now = SystemClock.now();
+    let rotation =
+        gatehouse::admin::rotate_client_secret(store.as_ref(), name, i64::from(grace), now).await?;
+    println!(
+        "rotated secret of client \"{name}\": client_id={} client_secret={}",
+        rotation.client_id,
+        rotation.secret.expose()
+    );
+    match rotation.previous_expires_at {
+        Some(until) => {
+            println!("previous secret accepted for {grace} s more (until Unix time {until})")
+        }
+        None => println!("previous secret no longer accepted"),
+    }
+    println!(
+        "permissions changed: client {} (version {})",
+        rotation.client_id, rotation.version
+    );
+    println!("generation {}", rotation.generation);
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -7,7 +7,9 @@
 pub mod codes;
 mod fingerprint;
 pub mod postgres;
+mod secrets;
 pub mod sqlite;
+mod throttle;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +17,8 @@ use async_trait::async_trait;
 
 pub use codes::CodeStore;
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
+pub use secrets::{RotatedSecret, SecretStore};
+pub use throttle::{FailureRecord, ThrottleKey, ThrottleKind, ThrottlePolicy, ThrottleStore};
 
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -42,12 +46,21 @@ pub struct ClientRecord {
     pub name: String,
     pub kind: ClientKind,
     pub secret_hash: Option<Vec<u8>>,
+    /// The secret a rotation replaced, while its grace period lasts.
+    pub previous_secret: Option<PreviousSecret>,
     pub grant_types: Vec<GrantType>,
     pub scopes: Vec<String>,
     /// Exact redirect URIs for the authorization_code grant.
     pub redirect_uris: Vec<String>,
     pub disabled: bool,
     pub version: u64,
+}
+
+/// A replaced client secret's hash and when it stops verifying (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: Vec<u8>,
+    pub expires_at: i64,
 }
 
 /// An account as stored.
@@ -126,6 +139,17 @@ pub(crate) fn subject_from(kind: &str, id: String) -> Result<Subject, StoreError
     }
 }
 
+/// A replaced secret from its stored columns; both are set or neither counts.
+pub(crate) fn previous_secret(
+    hash: Option<Vec<u8>>,
+    expires_at: Option<i64>,
+) -> Option<PreviousSecret> {
+    match (hash, expires_at) {
+        (Some(hash), Some(expires_at)) => Some(PreviousSecret { hash, expires_at }),
+        _ => None,
+    }
+}
+
 /// Groups `(role, resource)` rows, ordered by role, into each role with its resources; a role
 /// without resources arrives as `(role, None)`.
 pub(crate) fn group_roles(rows: Vec<(String, Option<String>)>) -> Vec<(String, Vec<String>)> {
@@ -155,7 +179,7 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 
 /// The storage every backend implements.
 #[async_trait]
-pub trait Store: CodeStore + Send + Sync + std::fmt::Debug {
+pub trait Store: CodeStore + ThrottleStore + SecretStore + Send + Sync + std::fmt::Debug {
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 

@@ -193,10 +193,8 @@ async fn apply_policy(
             .map_err(|_| ApiError::InvalidPolicy("the body is not UTF-8".into()))?;
         let report = match crate::admin::apply(gatehouse.store.as_ref(), text).await {
             Ok(report) => report,
-            Err(AdminError::Policy(error)) => {
-                return Err(ApiError::InvalidPolicy(error.to_string()));
-            }
             Err(AdminError::Store(error)) => return Err(error.into()),
+            Err(error) => return Err(ApiError::InvalidPolicy(error.to_string())),
         };
         tracing::info!(
             subject = caller.subject.as_str(),

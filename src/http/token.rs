@@ -37,10 +37,20 @@ struct ErrorResponse {
 }
 
 pub(super) fn routes() -> Router<Arc<Gatehouse>> {
-    Router::new().route(
-        "/token",
-        post(token).fallback(|| async { no_store(StatusCode::METHOD_NOT_ALLOWED.into_response()) }),
-    )
+    Router::new().route("/token", post(token).fallback(method_not_allowed))
+}
+
+/// RFC 9110 §15.5.6: any method but POST, with the methods that are allowed.
+async fn method_not_allowed() -> Response {
+    let body = ErrorResponse {
+        error: "invalid_request",
+        error_description: Some("the token endpoint accepts POST only"),
+    };
+    let mut response = (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    no_store(response)
 }
 
 async fn token(
@@ -101,7 +111,11 @@ async fn issue(
             resources = issued.resources.len(),
             "token issued"
         ),
-        Err(error) => tracing::info!(error = error.code(), "token request refused"),
+        Err(error) => tracing::info!(
+            error = error.code(),
+            status = error.status(),
+            "token request refused"
+        ),
     }
     let issued = issued?;
     crate::metrics::token_issued(issued.grant_type.as_str());
@@ -117,6 +131,8 @@ async fn issue(
     Ok(no_store(axum::Json(body).into_response()))
 }
 
+/// The one mapping of [`OAuthError`] onto a response: status, RFC 6749 §5.2 body, the Basic
+/// challenge on 401 (RFC 6749 §5.2, RFC 7235) and `Retry-After` on 429 (RFC 6585 §4).
 fn error_response(error: OAuthError, realm: &str) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = ErrorResponse {
@@ -130,6 +146,11 @@ fn error_response(error: OAuthError, realm: &str) -> Response {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     no_store(response)
 }

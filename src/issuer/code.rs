@@ -290,6 +290,9 @@ impl Issuer {
 fn sign_in_failure(error: OAuthError) -> SignInFailure {
     match error {
         OAuthError::InvalidGrant => SignInFailure::BadCredentials,
+        OAuthError::Throttled { retry_after, .. } => {
+            SignInFailure::Throttled(u64::try_from(retry_after.max(1)).unwrap_or(1))
+        }
         _ => SignInFailure::Unavailable,
     }
 }

@@ -6,6 +6,8 @@
 
 mod apply;
 mod listen;
+mod secrets;
+mod throttle;
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -18,7 +20,7 @@ use tokio::sync::watch;
 
 use super::{
     AccountRecord, ApplyReport, ClientRecord, GrantRow, PreparedClient, SnapshotData, Store,
-    StoreError, StoreStats, grant_rows, group_roles, subject_from,
+    StoreError, StoreStats, grant_rows, group_roles, previous_secret, subject_from,
 };
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -123,6 +125,10 @@ fn client_from(row: &PgRow) -> Result<ClientRecord, StoreError> {
         name: row.try_get("name").map_err(get)?,
         kind,
         secret_hash: row.try_get("secret_hash").map_err(get)?,
+        previous_secret: previous_secret(
+            row.try_get("previous_secret_hash").map_err(get)?,
+            row.try_get("previous_secret_expires_at").map_err(get)?,
+        ),
         grant_types: grant_types
             .iter()
             .filter_map(|word| GrantType::parse(word))
@@ -154,7 +160,8 @@ fn account_from(row: &PgRow) -> Result<AccountRecord, StoreError> {
 }
 
 const CLIENT_COLUMNS: &str = "SELECT c.id, c.name, c.kind, c.secret_hash, c.grant_types, c.scopes, \
-     c.redirect_uris, c.disabled, v.version FROM clients c LEFT JOIN permission_versions v \
+     c.redirect_uris, c.disabled, c.previous_secret_hash, c.previous_secret_expires_at, \
+     v.version FROM clients c LEFT JOIN permission_versions v \
      ON v.subject_kind = 'client' AND v.subject_id = c.id";
 
 const ACCOUNT_COLUMNS: &str = "SELECT a.username, a.password_hash, a.disabled, v.version \

@@ -1,6 +1,8 @@
 //! The SQLite store: the embedded, zero-set-up default.
 
 mod apply;
+mod secrets;
+mod throttle;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     AccountRecord, ApplyReport, ClientRecord, GrantRow, PreparedClient, SnapshotData, Store,
-    StoreError, StoreStats, grant_rows, group_roles, subject_from,
+    StoreError, StoreStats, grant_rows, group_roles, previous_secret, subject_from,
 };
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -83,6 +85,10 @@ fn client_from(row: &SqliteRow) -> Result<ClientRecord, StoreError> {
         name: row.try_get("name").map_err(get)?,
         kind,
         secret_hash: row.try_get("secret_hash").map_err(get)?,
+        previous_secret: previous_secret(
+            row.try_get("previous_secret_hash").map_err(get)?,
+            row.try_get("previous_secret_expires_at").map_err(get)?,
+        ),
         grant_types: words("grant_types")?
             .iter()
             .filter_map(|word| GrantType::parse(word))
@@ -114,7 +120,8 @@ fn account_from(row: &SqliteRow) -> Result<AccountRecord, StoreError> {
 }
 
 const CLIENT_COLUMNS: &str = "SELECT c.id, c.name, c.kind, c.secret_hash, c.grant_types, c.scopes, \
-     c.redirect_uris, c.disabled, v.version FROM clients c LEFT JOIN permission_versions v \
+     c.redirect_uris, c.disabled, c.previous_secret_hash, c.previous_secret_expires_at, \
+     v.version FROM clients c LEFT JOIN permission_versions v \
      ON v.subject_kind = 'client' AND v.subject_id = c.id";
 
 const ACCOUNT_COLUMNS: &str = "SELECT a.username, a.password_hash, a.disabled, v.version \

@@ -1,10 +1,12 @@
-//! Clients nobody here wrote: PyJWT verifies gatehouse's tokens against `/jwks`, and
-//! jsonwebtoken (a Rust library gatehouse does not use at run time) mints tokens gatehouse accepts.
+//! Clients nobody here wrote: PyJWT verifies gatehouse's tokens against `/jwks` (named directly,
+//! or found through the discovery document), and jsonwebtoken (a Rust library gatehouse does
+//! not use at run time) mints tokens gatehouse accepts.
 
 use std::path::Path;
 
 use crate::support::{
     ALICE_PASSWORD, TestGatehouse, answer, assert_deny, assert_permit, example_policy, forge,
+    oauth_policy,
 };
 
 pub(crate) fn python() -> std::path::PathBuf {
@@ -59,6 +61,55 @@ async fn pyjwt_verifies_tokens_with_the_published_jwks() {
         .await
         .unwrap();
     assert!(!output.status.success());
+}
+
+#[tokio::test]
+async fn pyjwt_finds_the_keys_through_discovery_and_verifies_tokens() {
+    let g = TestGatehouse::start_at_own_url(&oauth_policy()).await;
+    let base = g.url("");
+    assert_eq!(g.config().tokens.issuer, base);
+    let token = g.service_token("svc-reports").await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/pyjwt_discovery.py"
+    );
+    let run = |token: String| {
+        tokio::process::Command::new(python())
+            .args([script, &base, &token, "invoices-api"])
+            .output()
+    };
+
+    let output = run(token.clone()).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verified: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verified["jwks_uri"], format!("{base}/jwks"));
+    assert_eq!(verified["claims"]["iss"], base.as_str());
+    assert_eq!(
+        verified["claims"]["sub"],
+        g.clients["svc-reports"].id.as_str()
+    );
+
+    // A token whose payload was altered is refused.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = forge::b64(
+        forge::with(
+            &forge::payload(&token),
+            "scope",
+            Some("documents admin".into()),
+        )
+        .to_string(),
+    );
+    let output = run(parts.join(".")).await.unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Signature verification failed"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]

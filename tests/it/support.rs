@@ -126,6 +126,18 @@ impl TestGatehouse {
         Self::launch(config, dir, clients, database).await
     }
 
+    /// Like [`TestGatehouse::start`], on a free port chosen first so that `[tokens] issuer` can
+    /// be the gatehouse's own base URL (`http://127.0.0.1:PORT`): its discovery document then
+    /// names endpoints a client can reach.
+    pub async fn start_at_own_url(policy: &str) -> Self {
+        let port = binary::free_port();
+        Self::start_with(policy, |config| {
+            config.server.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            config.tokens.issuer = format!("http://127.0.0.1:{port}");
+        })
+        .await
+    }
+
     /// A second gatehouse on the same store and the same signing key file (as replicas mount
     /// one Kubernetes Secret), on ports of its own, with `adjust` applied to its configuration.
     pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> Self {

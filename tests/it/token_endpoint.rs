@@ -1,5 +1,7 @@
 //! `POST /token` and `GET /jwks`.
 
+mod errors;
+
 use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, TestGatehouse, example_policy, forge};
 
 #[tokio::test]
@@ -88,7 +90,7 @@ async fn client_secret_in_body_or_query_is_refused() {
     let service = g.clients["invoice-service"].clone();
     let secret = service.secret.clone().unwrap();
 
-    // B25.1: body credentials without Basic.
+    // B25.1: body credentials without Basic: an unsupported authentication method.
     let (status, body) = g
         .token_request(
             None,
@@ -101,7 +103,7 @@ async fn client_secret_in_body_or_query_is_refused() {
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (400, Some("invalid_request"))
+        (401, Some("invalid_client"))
     );
 
     // B25.2: Basic plus a body secret.

@@ -263,7 +263,7 @@ async fn write_accounts(tx: &mut Tx, policy: &PolicyFile) -> Result<(), StoreErr
 }
 
 /// Recomputes every live subject's fingerprint and bumps the version where it changed.
-async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
+pub(super) async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
     let granted = sqlx::query(
         "SELECT DISTINCT g.subject_kind, g.subject_id, r.id, r.type, r.name, r.action, r.url, \
          r.description FROM subject_grants g JOIN role_resources rr ON rr.role_id = g.role_id \
@@ -334,7 +334,7 @@ async fn bump_versions(tx: &mut Tx) -> Result<Vec<Subject>, StoreError> {
     Ok(bumped)
 }
 
-async fn next_generation(tx: &mut Tx) -> Result<i64, StoreError> {
+pub(super) async fn next_generation(tx: &mut Tx) -> Result<i64, StoreError> {
     sqlx::query_scalar(
         "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) \
          WHERE key = 'generation' RETURNING CAST(value AS INTEGER)",
