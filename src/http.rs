@@ -1,8 +1,9 @@
-//! HTTP: `/token`, `/jwks`, `/healthz`, `/readyz`, `/metrics`, `/admin/...`. Handlers convert
-//! and delegate.
+//! HTTP: `/token`, `/revoke`, `/introspect`, `/jwks`, `/healthz`, `/readyz`, `/metrics`,
+//! `/admin/...`. Handlers convert and delegate.
 
 mod admin;
 pub mod authz;
+mod revoke;
 mod token;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 use crate::server::{Gatehouse, Readiness};
 
 /// The router, built without a socket so tests can call it directly. A decide-only
-/// gatehouse has no `/token` and no `/jwks` (404).
+/// gatehouse has no `/token`, `/revoke`, `/introspect` and no `/jwks` (404).
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
@@ -25,7 +26,10 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
         .route("/metrics", get(metrics))
         .merge(authz::routes());
     if gatehouse.issuer.is_some() {
-        router = router.merge(token::routes()).route("/jwks", get(jwks));
+        router = router
+            .merge(token::routes())
+            .merge(revoke::routes())
+            .route("/jwks", get(jwks));
     }
     if gatehouse.config.admin.enabled {
         router = router.merge(admin::routes());

@@ -3,10 +3,13 @@
 //! This layer knows OAuth and the store trait, not HTTP: the adapter hands it the
 //! `authorization` values and the form body, and maps [`OAuthError`] onto a response.
 
+mod introspect;
+mod refresh;
 mod request;
 
 use std::sync::Arc;
 
+pub use introspect::{Introspection, Revocation};
 pub use request::{BasicCredentials, TokenForm, parse_basic};
 
 use crate::catalogue::Subject;
@@ -92,6 +95,10 @@ pub struct IssuerSettings {
     pub ttl: i64,
     /// Above this many grants a token carries the database marker instead of the ids.
     pub grants_in_token_max: usize,
+    /// A refresh token unused for this many seconds expires.
+    pub refresh_idle: i64,
+    /// No refresh token of a family is honoured this many seconds after the family began.
+    pub refresh_absolute: i64,
 }
 
 /// A minted access token and what the client may do with it.
@@ -149,15 +156,18 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
         let client = self.authenticate_client(authorization, &form).await?;
         let grant_type = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
+        if grant_type == GrantType::RefreshToken && client.kind == ClientKind::Public {
+            // RFC 9700 §4.14.2: refreshing needs an authenticated (confidential) client.
+            return Err(OAuthError::InvalidClient);
+        }
         if !client.grant_types.contains(&grant_type) {
             return Err(OAuthError::UnauthorizedClient);
         }
         match grant_type {
             GrantType::ClientCredentials => self.client_credentials(client, &form).await,
             GrantType::Password => self.password(client, &form).await,
-            GrantType::AuthorizationCode | GrantType::RefreshToken => {
-                Err(OAuthError::UnsupportedGrantType)
-            }
+            GrantType::RefreshToken => self.refresh(client, &form).await,
+            GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
         }
     }
 
@@ -192,15 +202,18 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("password is required"))?;
         let account = self.sign_in(username, password).await?;
         let cver = Some(client.version);
-        self.mint(Minting {
-            client,
-            subject: Subject::Account(account.username),
-            pver: account.version,
-            cver,
-            scopes,
-            grant_type: GrantType::Password,
-        })
-        .await
+        let mut issued = self
+            .mint(Minting {
+                client: client.clone(),
+                subject: Subject::Account(account.username),
+                pver: account.version,
+                cver,
+                scopes,
+                grant_type: GrantType::Password,
+            })
+            .await?;
+        self.issue_refresh(&client, &mut issued).await?;
+        Ok(issued)
     }
 
     /// Checks a person's password. Unknown user, wrong password and disabled account all

@@ -7,12 +7,14 @@
 mod fingerprint;
 pub mod postgres;
 pub mod sqlite;
+pub mod tokens;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
+pub use tokens::TokenStore;
 
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -67,6 +69,8 @@ pub struct SnapshotData {
     pub versions: Vec<(Subject, u64)>,
     /// The route table, in order.
     pub routes: Vec<RouteSpec>,
+    /// `jti` of every access token listed as revoked.
+    pub revoked_jtis: Vec<String>,
 }
 
 /// Credentials prepared for a client the store may not have yet; used only if it is new.
@@ -153,7 +157,7 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 
 /// The storage every backend implements.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: TokenStore + Send + Sync + std::fmt::Debug {
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 

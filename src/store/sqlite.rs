@@ -1,6 +1,7 @@
 //! The SQLite store: the embedded, zero-set-up default.
 
 mod apply;
+mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -162,6 +163,7 @@ impl Store for SqliteStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(unavailable)?;
+        let revoked_jtis = tokens::revoked_jtis(&mut tx).await?;
         tx.commit().await.map_err(unavailable)?;
 
         let mut data = SnapshotData {
@@ -175,6 +177,7 @@ impl Store for SqliteStore {
                     name,
                 })
                 .collect(),
+            revoked_jtis,
             ..SnapshotData::default()
         };
         for (key, value) in meta {
