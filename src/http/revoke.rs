@@ -79,9 +79,7 @@ fn own_issuer(
     gatehouse: &Gatehouse,
 ) -> Result<(&crate::issuer::Issuer, crate::tokens::TrustSet), OAuthError> {
     let issuer = gatehouse.issuer.as_ref().ok_or(OAuthError::ServerError)?;
-    let trust = gatehouse
-        .own_trust_set()
-        .ok_or(OAuthError::ServerError)?;
+    let trust = gatehouse.own_trust_set().ok_or(OAuthError::ServerError)?;
     Ok((issuer, trust))
 }
 

@@ -78,8 +78,7 @@ impl RefreshRecord {
 pub trait TokenStore: Send + Sync {
     /// Stores a new family with its first token, in one transaction. Families past their
     /// absolute lifetime are purged on the way.
-    async fn start_family(&self, family: &NewFamily, first: &NewRefresh)
-    -> Result<(), StoreError>;
+    async fn start_family(&self, family: &NewFamily, first: &NewRefresh) -> Result<(), StoreError>;
 
     /// The refresh token with this hash, whatever its state.
     async fn find_refresh(&self, hash: &RefreshHash) -> Result<Option<RefreshRecord>, StoreError>;

@@ -9,22 +9,18 @@ use sqlx::{PgConnection, Postgres, Transaction};
 
 use super::{CHANNEL, PostgresStore, unavailable};
 use crate::policy::PolicyFile;
+use crate::store::StoreError;
 use crate::store::subject_from;
 use crate::store::tokens::{
     NewFamily, NewRefresh, REVOCATION_MARGIN_SECONDS, RefreshHash, RefreshRecord, TokenStore,
 };
-use crate::store::StoreError;
 
 /// One row of `find_refresh`.
 type RefreshRow = (String, String, String, String, String, i64, i64, bool, bool);
 
 #[async_trait]
 impl TokenStore for PostgresStore {
-    async fn start_family(
-        &self,
-        family: &NewFamily,
-        first: &NewRefresh,
-    ) -> Result<(), StoreError> {
+    async fn start_family(&self, family: &NewFamily, first: &NewRefresh) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // Opportunistic purge: a family past its absolute lifetime can never be used again.
         sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1")
@@ -160,8 +156,7 @@ impl TokenStore for PostgresStore {
 }
 
 fn record(row: RefreshRow) -> Result<RefreshRecord, StoreError> {
-    let (family_id, client_id, kind, id, scope, expires_at, family_expires_at, used, revoked) =
-        row;
+    let (family_id, client_id, kind, id, scope, expires_at, family_expires_at, used, revoked) = row;
     Ok(RefreshRecord {
         family_id,
         client_id,
@@ -225,7 +220,11 @@ pub(super) async fn revoke_on_security_events(
     tx: &mut Transaction<'static, Postgres>,
     policy: &PolicyFile,
 ) -> Result<(), StoreError> {
-    let usernames: Vec<&str> = policy.accounts.iter().map(|a| a.username.as_str()).collect();
+    let usernames: Vec<&str> = policy
+        .accounts
+        .iter()
+        .map(|a| a.username.as_str())
+        .collect();
     let disabled: Vec<bool> = policy.accounts.iter().map(|a| a.disabled).collect();
     let password_hashes: Vec<Option<&str>> = policy
         .accounts

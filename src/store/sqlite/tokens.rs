@@ -8,22 +8,18 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use super::{SqliteStore, unavailable};
 use crate::policy::PolicyFile;
+use crate::store::StoreError;
 use crate::store::subject_from;
 use crate::store::tokens::{
     NewFamily, NewRefresh, REVOCATION_MARGIN_SECONDS, RefreshHash, RefreshRecord, TokenStore,
 };
-use crate::store::StoreError;
 
 /// One row of `find_refresh`.
 type RefreshRow = (String, String, String, String, String, i64, i64, bool, bool);
 
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn start_family(
-        &self,
-        family: &NewFamily,
-        first: &NewRefresh,
-    ) -> Result<(), StoreError> {
+    async fn start_family(&self, family: &NewFamily, first: &NewRefresh) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // Opportunistic purge: a family past its absolute lifetime can never be used again.
         sqlx::query("DELETE FROM refresh_families WHERE expires_at < ?1")
@@ -157,8 +153,7 @@ impl TokenStore for SqliteStore {
 }
 
 fn record(row: RefreshRow) -> Result<RefreshRecord, StoreError> {
-    let (family_id, client_id, kind, id, scope, expires_at, family_expires_at, used, revoked) =
-        row;
+    let (family_id, client_id, kind, id, scope, expires_at, family_expires_at, used, revoked) = row;
     Ok(RefreshRecord {
         family_id,
         client_id,
