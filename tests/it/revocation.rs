@@ -320,3 +320,24 @@ async fn revocations_survive_a_restart(backend: Backend) {
     assert_eq!(status, 200, "{body}");
 }
 on_both_backends!(revocations_survive_a_restart);
+
+#[tokio::test]
+async fn a_revoked_token_no_longer_opens_the_admin_api() {
+    let g = TestGatehouse::start_with(&crate::admin_api::policy_with_admin(), |config| {
+        config.admin.enabled = true
+    })
+    .await;
+    let token = g.service_token("gatehouse-admin").await;
+    let clients = |token: String| {
+        let request = g.http.get(g.url("/admin/clients")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(clients(token.clone()).await.status(), 200);
+
+    revoke(&g, "gatehouse-admin", &[("token", &token)]).await;
+    g.running.gatehouse.reload().await.unwrap();
+    let response = clients(token).await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
