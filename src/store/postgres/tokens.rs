@@ -2,7 +2,10 @@
 //!
 //! A rotation's conditional update locks the token's row: a concurrent rotation of the same
 //! token waits for it, then re-reads the row, finds `used_at` set and changes nothing.
-//! Revocations that list access tokens bump the generation and notify like `apply`.
+//! Revocations that list access tokens bump the generation and notify like `apply`; like
+//! `apply`, every revocation first locks the `meta` row, so revocations and applies (which
+//! revoke families on security events) take their locks in one order and never deadlock.
+//! Purges skip rows another transaction holds.
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -23,11 +26,14 @@ impl TokenStore for PostgresStore {
     async fn start_family(&self, family: &NewFamily, first: &NewRefresh) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // Opportunistic purge: a family past its absolute lifetime can never be used again.
-        sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1")
-            .bind(family.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "DELETE FROM refresh_families WHERE id IN (SELECT id FROM refresh_families \
+             WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(family.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO refresh_families (id, client_id, subject_kind, subject_id, scope, \
              created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -91,6 +97,7 @@ impl TokenStore for PostgresStore {
 
     async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        lock_meta(&mut tx).await?;
         let revoked = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
@@ -125,11 +132,15 @@ impl TokenStore for PostgresStore {
 
     async fn revoke_access(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at <= $1")
-            .bind(now - REVOCATION_MARGIN_SECONDS)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        lock_meta(&mut tx).await?;
+        sqlx::query(
+            "DELETE FROM revoked_access_tokens WHERE jti IN (SELECT jti FROM \
+             revoked_access_tokens WHERE expires_at <= $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(now - REVOCATION_MARGIN_SECONDS)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         let listed = sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
              ON CONFLICT DO NOTHING",
@@ -186,6 +197,15 @@ async fn insert_refresh(
     .execute(&mut **tx)
     .await
     .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Waits for any apply or other revocation in progress, as `apply` itself does.
+async fn lock_meta(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT generation FROM meta FOR UPDATE")
+        .execute(tx)
+        .await
+        .map_err(unavailable)?;
     Ok(())
 }
 
