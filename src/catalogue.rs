@@ -2,7 +2,7 @@
 //! permission version of every subject. It is rebuilt from the store whenever the store's
 //! generation changes, and swapped in whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::policy::RouteSpec;
 use crate::resources::{Resource, TemplateError, UrlTemplate};
@@ -190,6 +190,32 @@ impl Versions {
     }
 }
 
+/// Access tokens revoked before their expiry (RFC 7009), by `jti`.
+#[derive(Debug, Default, Clone)]
+pub struct RevokedTokens(HashSet<String>);
+
+impl RevokedTokens {
+    /// The set of revoked `jti` values.
+    pub fn new(jtis: impl IntoIterator<Item = String>) -> Self {
+        Self(jtis.into_iter().collect())
+    }
+
+    /// Whether the access token with this `jti` was revoked.
+    pub fn contains(&self, jti: &str) -> bool {
+        self.0.contains(jti)
+    }
+
+    /// How many tokens are listed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Everything the check path needs from the store, as one immutable value.
 #[derive(Debug, Default)]
 pub struct PolicySnapshot {
@@ -198,6 +224,8 @@ pub struct PolicySnapshot {
     pub catalogue: Catalogue,
     pub versions: Versions,
     pub routes: RouteTable,
+    /// Revoked access tokens that have not yet expired.
+    pub revoked: RevokedTokens,
 }
 
 #[cfg(test)]

@@ -188,6 +188,12 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
         Subject::Client(token.subject.clone())
     };
 
+    // Revoked at `/revoke` (or with its refresh family) before it expired.
+    if context.snapshot.revoked.contains(&token.jti) {
+        let mut checked = deny(policy_id, Outcome::InvalidToken, "token_revoked", tuple);
+        checked.principal = Some(principal);
+        return Step::Done(checked);
+    }
     if is_stale(token, &subject, context.snapshot) {
         let mut checked = deny(
             policy_id,

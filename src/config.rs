@@ -44,6 +44,9 @@ pub enum ConfigError {
     },
 }
 
+/// The longest refresh-token lifetime the configuration accepts: one year.
+const REFRESH_LIFETIME_MAX: i64 = 365 * 86_400;
+
 /// Environment variables read as configuration: `GATEHOUSE_<SECTION>__<KEY>`.
 pub const ENV_PREFIX: &str = "GATEHOUSE_";
 
@@ -184,6 +187,11 @@ pub struct TokensConfig {
     pub max_token_bytes: usize,
     /// Above this many grants a token carries the database marker instead of the ids.
     pub grants_in_token_max: usize,
+    /// A refresh token unused for this many seconds expires (idle lifetime).
+    pub refresh_idle_seconds: i64,
+    /// No refresh token of a family is honoured this long after the first was issued
+    /// (absolute lifetime), however often it was rotated.
+    pub refresh_absolute_seconds: i64,
 }
 
 impl Default for TokensConfig {
@@ -196,6 +204,8 @@ impl Default for TokensConfig {
             max_lifetime_seconds: 86_400,
             max_token_bytes: 16 * 1024,
             grants_in_token_max: 100,
+            refresh_idle_seconds: 86_400,
+            refresh_absolute_seconds: 30 * 86_400,
         }
     }
 }
@@ -395,6 +405,20 @@ impl Config {
                 "must be between 1024 and 1048576",
             ));
         }
+        if !(60..=REFRESH_LIFETIME_MAX).contains(&tokens.refresh_idle_seconds) {
+            return Err(invalid(
+                "tokens.refresh_idle_seconds",
+                "must be between 60 and 31536000",
+            ));
+        }
+        if !(tokens.refresh_idle_seconds..=REFRESH_LIFETIME_MAX)
+            .contains(&tokens.refresh_absolute_seconds)
+        {
+            return Err(invalid(
+                "tokens.refresh_absolute_seconds",
+                "must be at least tokens.refresh_idle_seconds and at most 31536000",
+            ));
+        }
         let url = &self.store.url;
         if !["sqlite:", "postgres:", "postgresql:"]
             .iter()
@@ -478,6 +502,8 @@ impl Config {
             ttl: self.tokens.ttl_seconds,
             grants_in_token_max: self.tokens.grants_in_token_max,
             throttle: self.limits.policy(),
+            refresh_idle: self.tokens.refresh_idle_seconds,
+            refresh_absolute: self.tokens.refresh_absolute_seconds,
         }
     }
 }

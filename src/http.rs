@@ -1,10 +1,12 @@
-//! HTTP: `/token`, `/authorize`, `/jwks`, discovery, `/healthz`, `/readyz`, `/metrics`,
+//! HTTP: `/token`, `/authorize`, `/revoke`, `/introspect`, `/jwks`, discovery, `/healthz`,
+//! `/readyz`, `/metrics`,
 //! `/admin/...`. Handlers convert and delegate.
 
 mod admin;
 mod authorize;
 pub mod authz;
 pub mod discovery;
+mod revoke;
 mod token;
 
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use tokio::sync::watch;
 use crate::server::{Gatehouse, Readiness};
 
 /// The router, built without a socket so tests can call it directly. A decide-only
-/// gatehouse has no `/token`, no `/jwks` and no discovery documents (404).
+/// gatehouse has no `/token`, `/authorize`, `/revoke`, `/introspect`, `/jwks` and no discovery
+/// documents (404).
 pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
@@ -31,6 +34,7 @@ pub fn router(gatehouse: Arc<Gatehouse>) -> Router {
             .merge(token::routes())
             .merge(authorize::routes())
             .merge(discovery::routes())
+            .merge(revoke::routes())
             .route("/jwks", get(jwks));
     }
     if gatehouse.config.admin.enabled {

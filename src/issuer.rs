@@ -5,19 +5,22 @@
 
 mod client_auth;
 mod code;
+mod introspect;
+mod refresh;
 mod request;
 mod throttle;
 
 use std::sync::Arc;
 
 pub use code::{AuthorizationRequest, AuthorizeError, SignInFailure};
+pub use introspect::{Introspection, Revocation};
 pub use request::{BasicCredentials, TokenForm, parse_basic};
 
 use crate::catalogue::Subject;
 use crate::clock::Clock;
 use crate::credentials::verify_password;
 use crate::keys::SigningKey;
-use crate::policy::GrantType;
+use crate::policy::{ClientKind, GrantType};
 use crate::resources::Resource;
 use crate::secret::Secret;
 use crate::store::{
@@ -127,6 +130,10 @@ pub struct IssuerSettings {
     pub grants_in_token_max: usize,
     /// Brute-force limits on client secrets and passwords.
     pub throttle: ThrottlePolicy,
+    /// A refresh token unused for this many seconds expires.
+    pub refresh_idle: i64,
+    /// No refresh token of a family is honoured this many seconds after the family began.
+    pub refresh_absolute: i64,
 }
 
 /// A minted access token and what the client may do with it.
@@ -202,6 +209,10 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
         let client = self.authenticate_client(authorization, &form).await?;
         let grant_type = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
+        if grant_type == GrantType::RefreshToken && client.kind == ClientKind::Public {
+            // RFC 9700 §4.14.2: refreshing needs an authenticated (confidential) client.
+            return Err(OAuthError::InvalidClient);
+        }
         if !client.grant_types.contains(&grant_type) {
             return Err(OAuthError::UnauthorizedClient);
         }
@@ -209,7 +220,7 @@ impl Issuer {
             GrantType::ClientCredentials => self.client_credentials(client, &form).await,
             GrantType::Password => self.password(client, &form).await,
             GrantType::AuthorizationCode => self.authorization_code(client, &form).await,
-            GrantType::RefreshToken => Err(OAuthError::UnsupportedGrantType),
+            GrantType::RefreshToken => self.refresh(client, &form).await,
         }
     }
 
@@ -245,19 +256,22 @@ impl Issuer {
             .ok_or(OAuthError::InvalidRequest("password is required"))?;
         let account = self.sign_in(username, password).await?;
         let cver = Some(client.version);
-        self.mint(Minting {
-            client,
-            subject: Subject::Account(account.username),
-            pver: account.version,
-            cver,
-            scopes,
-            grant_type: GrantType::Password,
-            openid: Some(OpenIdRequest {
-                nonce: None,
-                auth_time: self.clock.now(),
-            }),
-        })
-        .await
+        let mut issued = self
+            .mint(Minting {
+                client: client.clone(),
+                subject: Subject::Account(account.username),
+                pver: account.version,
+                cver,
+                scopes,
+                grant_type: GrantType::Password,
+                openid: Some(OpenIdRequest {
+                    nonce: None,
+                    auth_time: self.clock.now(),
+                }),
+            })
+            .await?;
+        self.issue_refresh(&client, &mut issued).await?;
+        Ok(issued)
     }
 
     /// Checks a person's password: the one place every grant and page that takes a password

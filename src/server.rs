@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::catalogue::{Catalogue, PolicySnapshot, RouteTable, Versions};
+use crate::catalogue::{Catalogue, PolicySnapshot, RevokedTokens, RouteTable, Versions};
 use crate::check::{AccessRequest, CheckSettings, Context, Step, evaluate_with};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -195,6 +195,7 @@ fn build_snapshot(data: crate::store::SnapshotData) -> Result<PolicySnapshot, St
         catalogue: Catalogue::new(data.resources).map_err(inconsistent)?,
         versions: Versions::new(data.versions.into_iter().collect()),
         routes: RouteTable::new(data.routes).map_err(inconsistent)?,
+        revoked: RevokedTokens::new(data.revoked_jtis),
     })
 }
 

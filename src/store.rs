@@ -10,6 +10,7 @@ pub mod postgres;
 mod secrets;
 pub mod sqlite;
 mod throttle;
+pub mod tokens;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +20,7 @@ pub use codes::CodeStore;
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
 pub use secrets::{RotatedSecret, SecretStore};
 pub use throttle::{FailureRecord, ThrottleKey, ThrottleKind, ThrottlePolicy, ThrottleStore};
+pub use tokens::TokenStore;
 
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -82,6 +84,8 @@ pub struct SnapshotData {
     pub versions: Vec<(Subject, u64)>,
     /// The route table, in order.
     pub routes: Vec<RouteSpec>,
+    /// `jti` of every access token listed as revoked.
+    pub revoked_jtis: Vec<String>,
 }
 
 /// Credentials prepared for a client the store may not have yet; used only if it is new.
@@ -179,7 +183,9 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 
 /// The storage every backend implements.
 #[async_trait]
-pub trait Store: CodeStore + ThrottleStore + SecretStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    CodeStore + TokenStore + ThrottleStore + SecretStore + Send + Sync + std::fmt::Debug
+{
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 

@@ -136,7 +136,11 @@ fn authorise(gatehouse: &Gatehouse, headers: &HeaderMap) -> Result<VerifiedToken
     } else {
         Subject::Client(verified.subject.clone())
     };
-    if is_stale(&verified, &subject, &gatehouse.snapshot()) {
+    let snapshot = gatehouse.snapshot();
+    if snapshot.revoked.contains(&verified.jti) {
+        return Err(ApiError::InvalidToken("token_revoked"));
+    }
+    if is_stale(&verified, &subject, &snapshot) {
         return Err(ApiError::InvalidToken("permissions_changed"));
     }
     let scope = &gatehouse.config.admin.scope;

@@ -74,29 +74,7 @@ async fn issue(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, OAuthError> {
-    if uri.query().is_some_and(|query| !query.is_empty()) {
-        return Err(OAuthError::InvalidRequest(
-            "parameters must be sent in the request body, not the query string",
-        ));
-    }
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|value| {
-            value
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if form_type != Some(true) {
-        return Err(OAuthError::InvalidRequest(
-            "content type must be application/x-www-form-urlencoded",
-        ));
-    }
-    let mut authorization = Vec::new();
-    for value in headers.get_all(header::AUTHORIZATION) {
-        authorization.push(value.to_str().map_err(|_| OAuthError::InvalidClient)?);
-    }
+    let authorization = form_request(uri, headers)?;
 
     let Some(issuer) = &gatehouse.issuer else {
         // Decide-only: the route is not even mounted.
@@ -131,9 +109,43 @@ async fn issue(
     Ok(no_store(axum::Json(body).into_response()))
 }
 
-/// The one mapping of [`OAuthError`] onto a response: status, RFC 6749 §5.2 body, the Basic
-/// challenge on 401 (RFC 6749 §5.2, RFC 7235) and `Retry-After` on 429 (RFC 6585 §4).
-fn error_response(error: OAuthError, realm: &str) -> Response {
+/// What every OAuth endpoint requires of a request (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662
+/// §2.1): parameters in a form body, never the query string. Returns the `authorization`
+/// values for client authentication.
+pub(super) fn form_request<'a>(
+    uri: &Uri,
+    headers: &'a HeaderMap,
+) -> Result<Vec<&'a str>, OAuthError> {
+    if uri.query().is_some_and(|query| !query.is_empty()) {
+        return Err(OAuthError::InvalidRequest(
+            "parameters must be sent in the request body, not the query string",
+        ));
+    }
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| {
+            value
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if form_type != Some(true) {
+        return Err(OAuthError::InvalidRequest(
+            "content type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut authorization = Vec::new();
+    for value in headers.get_all(header::AUTHORIZATION) {
+        authorization.push(value.to_str().map_err(|_| OAuthError::InvalidClient)?);
+    }
+    Ok(authorization)
+}
+
+/// The one mapping of [`OAuthError`] onto a response for every OAuth endpoint: status,
+/// RFC 6749 §5.2 body, the Basic challenge on 401 (RFC 6749 §5.2, RFC 7235) and `Retry-After`
+/// on 429 (RFC 6585 §4).
+pub(super) fn error_response(error: OAuthError, realm: &str) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = ErrorResponse {
         error: error.code(),
@@ -156,7 +168,7 @@ fn error_response(error: OAuthError, realm: &str) -> Response {
 }
 
 /// RFC 6749 §5.1: token responses are never cached.
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -258,9 +258,9 @@ impl Issuer {
 
         let scopes: Vec<String> = grant.scope.split(' ').map(str::to_owned).collect();
         let cver = Some(client.version);
-        let issued = self
+        let mut issued = self
             .mint(Minting {
-                client,
+                client: client.clone(),
                 subject: Subject::Account(account.username),
                 pver: account.version,
                 cver,
@@ -272,17 +272,21 @@ impl Issuer {
                 }),
             })
             .await?;
+        let family = self.issue_refresh(&client, &mut issued).await?;
         let issue = CodeIssue {
             access: Some((issued.jti.clone(), issued.expires_at)),
-            family: None,
+            family,
         };
         self.store.record_code_issue(&code_hash, &issue).await?;
         Ok(issued)
     }
 
-    /// Revokes the tokens a replayed code issued.
+    /// Revokes the tokens a replayed code issued: its refresh family and its access token.
     async fn revoke_code_issue(&self, issue: &CodeIssue) -> Result<(), OAuthError> {
-        let _ = issue;
+        if let Some((jti, exp)) = &issue.access {
+            self.revoke_issued(issue.family.as_deref(), jti, *exp)
+                .await?;
+        }
         Ok(())
     }
 }

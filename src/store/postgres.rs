@@ -8,6 +8,7 @@ mod apply;
 mod listen;
 mod secrets;
 mod throttle;
+mod tokens;
 
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -214,6 +215,7 @@ impl Store for PostgresStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(unavailable)?;
+        let revoked_jtis = tokens::revoked_jtis(&mut tx).await?;
         tx.commit().await.map_err(unavailable)?;
 
         let mut data = SnapshotData {
@@ -229,6 +231,7 @@ impl Store for PostgresStore {
                     name,
                 })
                 .collect(),
+            revoked_jtis,
             ..SnapshotData::default()
         };
         for (kind, id, version) in rows {

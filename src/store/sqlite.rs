@@ -3,6 +3,7 @@
 mod apply;
 mod secrets;
 mod throttle;
+mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -171,6 +172,7 @@ impl Store for SqliteStore {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(unavailable)?;
+        let revoked_jtis = tokens::revoked_jtis(&mut tx).await?;
         tx.commit().await.map_err(unavailable)?;
 
         let mut data = SnapshotData {
@@ -184,6 +186,7 @@ impl Store for SqliteStore {
                     name,
                 })
                 .collect(),
+            revoked_jtis,
             ..SnapshotData::default()
         };
         for (key, value) in meta {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::support::{ALICE_PASSWORD, TestGatehouse, answer, example_policy};
 
 /// The example policy plus a confidential client allowed the admin scope.
-fn policy_with_admin() -> String {
+pub(crate) fn policy_with_admin() -> String {
     example_policy().replacen(
         "\nclients:\n",
         "\nclients:\n  - { name: gatehouse-admin, kind: confidential, \

@@ -43,7 +43,14 @@ async fn replay_hostile_inputs(format: &str) {
     )
     .unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, example_policy()).unwrap();
+    // Plus a confidential client that holds real refresh tokens.
+    let with_refresh = example_policy().replacen(
+        "\nclients:\n",
+        "\nclients:\n  - { name: reports-service, kind: confidential, \
+         grant_types: [password, refresh_token], scopes: [invoices] }\n",
+        1,
+    );
+    std::fs::write(&policy, with_refresh).unwrap();
 
     let applied = Command::new(BINARY)
         .args([
@@ -69,6 +76,12 @@ async fn replay_hostile_inputs(format: &str) {
     let (service_id, service_secret) =
         (field(service, "client_id"), field(service, "client_secret"));
     let web_id = created_client_id(&stdout, "invoices-web");
+    let reports = stdout
+        .lines()
+        .find(|l| l.contains("\"reports-service\""))
+        .unwrap();
+    let (reports_id, reports_secret) =
+        (field(reports, "client_id"), field(reports, "client_secret"));
     let mut all_output = String::from_utf8_lossy(&applied.stderr).into_owned();
 
     // Output goes to files: a pipe nobody drains would block the server at trace level.
@@ -115,6 +128,58 @@ async fn replay_hostile_inputs(format: &str) {
         .await
         .unwrap();
     tokens.push(service_token["access_token"].as_str().unwrap().to_owned());
+
+    // B28 with real refresh tokens: issued, rotated, replayed, introspected and revoked.
+    let oauth = |path: &str, form: &[(&str, &str)]| {
+        http_client
+            .post(format!("{base}{path}"))
+            .basic_auth(&reports_id, Some(&reports_secret))
+            .form(form)
+    };
+    let first: serde_json::Value = oauth(
+        "/token",
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", ALICE_PASSWORD),
+        ],
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut refresh_tokens = vec![first["refresh_token"].as_str().unwrap().to_owned()];
+    tokens.push(first["access_token"].as_str().unwrap().to_owned());
+    let second: serde_json::Value = oauth(
+        "/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_tokens[0]),
+        ],
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    refresh_tokens.push(second["refresh_token"].as_str().unwrap().to_owned());
+    tokens.push(second["access_token"].as_str().unwrap().to_owned());
+    let replay = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_tokens[0].as_str()),
+    ];
+    oauth("/token", &replay).send().await.unwrap();
+    for path in ["/introspect", "/revoke"] {
+        for token in refresh_tokens.iter().chain(&tokens) {
+            oauth(path, &[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+        }
+    }
 
     // Refused requests carrying secrets in the wrong places.
     let canary_password = "P@ss-CANARY-1";
@@ -205,7 +270,7 @@ async fn replay_hostile_inputs(format: &str) {
         let claims = forge::with(&claims, "sub", Some(serde_json::json!(sub)));
         hostile.push(forge::rs256(&key, &forge::access_header(&key), &claims));
     }
-    for token in tokens.iter().chain(&hostile) {
+    for token in tokens.iter().chain(&hostile).chain(&refresh_tokens) {
         let bearer = format!("Bearer {token}");
         let query = format!("/v1/invoices/inv-1?access_token={token}");
         let joined = format!(
@@ -238,6 +303,10 @@ async fn replay_hostile_inputs(format: &str) {
     assert!(all_output.contains("decision.id"), "decisions were logged");
     assert!(all_output.contains("token issued"), "issuance was logged");
     assert!(
+        all_output.contains("family revoked"),
+        "the replay and the revocation were logged"
+    );
+    assert!(
         all_output.contains("TRACE"),
         "the most verbose level was on"
     );
@@ -251,7 +320,11 @@ async fn replay_hostile_inputs(format: &str) {
         AUDITOR_PASSWORD.to_owned(),
         service_secret.clone(),
         basic,
+        reports_secret.clone(),
     ];
+    forbidden.extend(refresh_tokens.iter().cloned());
+    // The random part alone, too.
+    forbidden.extend(refresh_tokens.iter().map(|t| t["ghr_".len()..].to_owned()));
     for token in tokens.iter().chain(&hostile[1..2]).chain(&hostile[5..]) {
         forbidden.push(token.clone());
         // Any two-segment prefix of a JWT is already too much.

@@ -378,8 +378,9 @@ async fn token_signed_by_another_key_under_gatehouses_kid_is_refused() {
 }
 
 /// B10: only access tokens pass the check path, and `/token` never takes one as a refresh
-/// token. gatehouse mints no refresh tokens on these grants; a refresh-shaped JWT (typ
-/// `rt+jwt`) signed by gatehouse's own key and an opaque string are both refused.
+/// token. A refresh-shaped JWT (typ `rt+jwt`) signed by gatehouse's own key and an opaque
+/// string are both refused as bearers; a public client may not refresh at all. Real refresh
+/// tokens as bearers, and access tokens as refresh tokens, are in `refresh::b10_*`.
 #[tokio::test]
 async fn other_token_kinds_signed_by_the_same_key_are_not_access_tokens() {
     let f = Forger::start().await;
@@ -405,6 +406,7 @@ async fn other_token_kinds_signed_by_the_same_key_are_not_access_tokens() {
             ],
         )
         .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["error"], "unsupported_grant_type");
+    // Refreshing needs an authenticated confidential client (RFC 9700 §4.14.2).
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
 }

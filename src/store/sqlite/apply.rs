@@ -21,6 +21,7 @@ pub(super) async fn apply(
     let mut tx = pool.begin().await.map_err(unavailable)?;
     let mut report = ApplyReport::default();
 
+    super::tokens::revoke_on_security_events(&mut tx, policy).await?;
     write_resources_and_roles(&mut tx, policy).await?;
     let client_ids = write_clients(&mut tx, policy, prepared, &mut report).await?;
     write_accounts(&mut tx, policy).await?;
