@@ -16,9 +16,11 @@ use crate::tokens::{OwnClaims, VerifyPolicy};
 
 mod http_authz;
 mod issuers;
+mod keys;
 
 pub use http_authz::{Cidr, HttpAuthzConfig};
 pub use issuers::{IssuerConfig, KeySource, TrustedIssuerConfig};
+pub use keys::KeysConfig;
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -137,27 +139,6 @@ impl Default for StoreConfig {
             reload_interval_ms: 250,
             grant_cache_capacity: 100_000,
             grant_cache_ttl_ms: 30_000,
-        }
-    }
-}
-
-/// Signing keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KeysConfig {
-    /// PKCS#8 PEM RSA key; generated (mode 0600) on first start when missing.
-    pub signing_key_path: PathBuf,
-    /// PEM RSA keys (public `PUBLIC KEY`, or private `PRIVATE KEY` of which only the public
-    /// half is used) published at `/jwks` and trusted for verification, never used to sign:
-    /// the next key before it signs, and the previous one until its tokens have expired.
-    pub extra_public_keys: Vec<PathBuf>,
-}
-
-impl Default for KeysConfig {
-    fn default() -> Self {
-        Self {
-            signing_key_path: "gatehouse-signing-key.pem".into(),
-            extra_public_keys: Vec::new(),
         }
     }
 }
@@ -437,6 +418,7 @@ impl Config {
                 "must be non-empty without quotes or backslashes",
             ));
         }
+        keys::validate(self)?;
         issuers::validate(self)
     }
 

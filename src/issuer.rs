@@ -12,7 +12,7 @@ pub use request::{BasicCredentials, TokenForm, parse_basic};
 use crate::catalogue::Subject;
 use crate::clock::Clock;
 use crate::credentials::{verify_client_secret, verify_password};
-use crate::keys::SigningKey;
+use crate::keyring::SigningKeys;
 use crate::policy::{ClientKind, GrantType};
 use crate::resources::Resource;
 use crate::secret::Secret;
@@ -112,7 +112,7 @@ pub struct Issued {
 pub struct Issuer {
     pub settings: IssuerSettings,
     pub store: Arc<dyn Store>,
-    pub key: Arc<SigningKey>,
+    pub key: Arc<SigningKeys>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -198,7 +198,11 @@ impl Issuer {
             cver,
             grants,
         };
-        let access_token = encode(&claims, &self.key).map_err(|_| OAuthError::ServerError)?;
+        let key = self.key.signer(now).map_err(|error| {
+            tracing::error!(error = %error, "no signing key");
+            OAuthError::ServerError
+        })?;
+        let access_token = encode(&claims, &key).map_err(|_| OAuthError::ServerError)?;
         Ok(Issued {
             access_token,
             expires_in: self.settings.ttl,

@@ -36,8 +36,9 @@ pub enum JwksError {
 /// Every trusted issuer with its current keys, and the trust set built from them.
 #[derive(Debug)]
 pub struct TrustedIssuers {
-    /// gatehouse's own issuer and key, when it issues tokens.
-    own: Option<TrustedIssuer>,
+    /// gatehouse's own issuer and keys, when it issues tokens, with the revision of the key
+    /// ring they were taken from.
+    own: RwLock<Option<(u64, TrustedIssuer)>>,
     remotes: Vec<Remote>,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<TrustSet>>,
@@ -86,7 +87,7 @@ impl TrustedIssuers {
             });
         }
         let issuers = Self {
-            own,
+            own: RwLock::new(own.map(|own| (0, own))),
             remotes,
             clock,
             current: RwLock::new(Arc::new(TrustSet::default())),
@@ -104,9 +105,42 @@ impl TrustedIssuers {
         }
     }
 
-    /// gatehouse's own issuer and key, when it issues tokens.
-    pub fn own(&self) -> Option<&TrustedIssuer> {
-        self.own.as_ref()
+    /// gatehouse's own issuer and keys, when it issues tokens.
+    pub fn own(&self) -> Option<TrustedIssuer> {
+        self.own_entry().map(|(_, own)| own)
+    }
+
+    fn own_entry(&self) -> Option<(u64, TrustedIssuer)> {
+        match self.own.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts the own issuer's keys of ring revision `revision` in the trust set, unless that
+    /// revision (or a later one) is already there.
+    pub fn set_own_keys(&self, revision: u64, keys: Arc<VerificationKeys>) {
+        let current = self.own_entry();
+        if current
+            .as_ref()
+            .is_none_or(|(installed, _)| *installed >= revision)
+        {
+            return;
+        }
+        {
+            let mut own = self
+                .own
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match own.as_mut() {
+                Some((installed, issuer)) if *installed < revision => {
+                    *installed = revision;
+                    issuer.keys = Some(keys);
+                }
+                _ => return,
+            }
+        }
+        self.rebuild();
     }
 
     /// Whether every trusted issuer's keys have been loaded at least once.
@@ -204,7 +238,7 @@ impl TrustedIssuers {
             .rebuilding
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut issuers: Vec<TrustedIssuer> = self.own.iter().cloned().collect();
+        let mut issuers: Vec<TrustedIssuer> = self.own().into_iter().collect();
         for remote in &self.remotes {
             let loaded = remote.loaded();
             issuers.push(TrustedIssuer {

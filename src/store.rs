@@ -5,6 +5,7 @@
 //! the database. Everything else serves `/token` and administration.
 
 mod fingerprint;
+mod keys;
 pub mod postgres;
 pub mod sqlite;
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
+pub use keys::{KeyPlan, KeyStore, KeyStoreError};
 
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -151,7 +153,7 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 
 /// The storage every backend implements.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: KeyStore + Send + Sync + std::fmt::Debug {
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 

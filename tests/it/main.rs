@@ -19,6 +19,7 @@ mod http_authz;
 mod interop;
 mod issuers;
 mod key_rotation;
+mod key_store;
 mod log_secrets;
 mod operations;
 mod outage;
