@@ -10,6 +10,7 @@
 
 mod fetch;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub struct TrustedIssuers {
     /// gatehouse's own issuer and keys, when it issues tokens, with the revision of the key
     /// ring they were taken from.
     own: RwLock<Option<(u64, TrustedIssuer)>>,
+    /// The revision in `own`, read without a lock on every check.
+    own_revision: AtomicU64,
     remotes: Vec<Remote>,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<TrustSet>>,
@@ -88,6 +91,7 @@ impl TrustedIssuers {
         }
         let issuers = Self {
             own: RwLock::new(own.map(|own| (0, own))),
+            own_revision: AtomicU64::new(0),
             remotes,
             clock,
             current: RwLock::new(Arc::new(TrustSet::default())),
@@ -120,13 +124,13 @@ impl TrustedIssuers {
     /// Puts the own issuer's keys of ring revision `revision` in the trust set, unless that
     /// revision (or a later one) is already there.
     pub fn set_own_keys(&self, revision: u64, keys: Arc<VerificationKeys>) {
-        let current = self.own_entry();
-        if current
-            .as_ref()
-            .is_none_or(|(installed, _)| *installed >= revision)
-        {
+        if self.own_revision.load(Ordering::Acquire) >= revision {
             return;
         }
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         {
             let mut own = self
                 .own
@@ -140,7 +144,9 @@ impl TrustedIssuers {
                 _ => return,
             }
         }
-        self.rebuild();
+        self.install();
+        // Published once the trust set holds the keys, so that no check skips ahead of it.
+        self.own_revision.store(revision, Ordering::Release);
     }
 
     /// Whether every trusted issuer's keys have been loaded at least once.
@@ -238,6 +244,11 @@ impl TrustedIssuers {
             .rebuilding
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.install();
+    }
+
+    /// Builds and installs the trust set; the caller holds `rebuilding`.
+    fn install(&self) {
         let mut issuers: Vec<TrustedIssuer> = self.own().into_iter().collect();
         for remote in &self.remotes {
             let loaded = remote.loaded();

@@ -247,9 +247,11 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-async fn keys(config: Config, action: KeysAction) -> anyhow::Result<()> {
+async fn keys(mut config: Config, action: KeysAction) -> anyhow::Result<()> {
     use gatehouse::admin::keys::{drop_key, list, rotate, utc};
 
+    // A one-shot command may wait for a connection longer than a check would.
+    config.store.query_timeout_ms = config.store.query_timeout_ms.max(5_000);
     let store = open_store(&config).await?;
     let now = SystemClock.now();
     let optional = |at: Option<i64>| at.map_or_else(|| "-".to_owned(), utc);

@@ -123,7 +123,7 @@ impl Gatehouse {
         config.validate()?;
         let store = open_store(&config).await?;
         let own = if config.issuer.enabled {
-            Some(own_issuer(&config, &store, &clock).await?)
+            Some(while_starting(|| own_issuer(&config, &store, &clock)).await?)
         } else {
             None
         };
@@ -132,7 +132,8 @@ impl Gatehouse {
             None => (None, None, None),
         };
         let keys = Arc::new(TrustedIssuers::new(own, &config, clock.clone())?);
-        let snapshot = build_snapshot(store.snapshot().await?)?;
+        let snapshot =
+            while_starting(|| async { Ok(build_snapshot(store.snapshot().await?)?) }).await?;
         let grant_cache = GrantCache::new(
             config.store.grant_cache_capacity,
             Duration::from_millis(config.store.grant_cache_ttl_ms),
@@ -304,6 +305,30 @@ impl Gatehouse {
         evaluate_with(request, &context, |token| {
             self.token_cache.verify(token, &trust, now)
         })
+    }
+}
+
+/// How long start-up keeps retrying a store that does not answer: pool connections are opened
+/// on first use, each within the query timeout, which a database busy with replicas starting
+/// together can exceed.
+const STARTUP_RETRY: Duration = Duration::from_secs(10);
+
+/// Runs `step` again while the store is unavailable, for at most [`STARTUP_RETRY`]. Only for
+/// steps that may be repeated (reads, and key plans that see their own earlier success).
+async fn while_starting<T, F, Fut>(mut step: F) -> Result<T, StartError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StartError>>,
+{
+    let deadline = Instant::now() + STARTUP_RETRY;
+    loop {
+        match step().await {
+            Err(StartError::Store(StoreError::Unavailable(_))) if Instant::now() < deadline => {
+                tracing::debug!("store not answering at start-up; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
     }
 }
 
