@@ -21,6 +21,10 @@ pub use plan::{RotationSettings, drop_expired, drop_key, first_key, rotate};
 
 use crate::keys::{Jwk, JwkSet, KeyEncryptionKey, KeyError, SigningKey, VerificationKeys};
 
+/// The clock skew between gatehouses tolerated for a store's first key, in seconds: as much as
+/// `[tokens] leeway_seconds` may ever allow.
+pub const CLOCK_SKEW: i64 = 300;
+
 /// Why a key-set change or a signature could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
@@ -51,12 +55,26 @@ pub struct KeyTimes {
 }
 
 impl KeyTimes {
-    /// A key published and signing from `now` on: the first key of a store.
-    pub fn immediate(now: i64) -> Self {
+    /// The first key of a store, created at `now`: published and signing already, since no
+    /// key came before it, and backdated by [`CLOCK_SKEW`] so that a replica whose clock is
+    /// behind the one that created it signs with it too.
+    pub fn first(now: i64) -> Self {
+        let since = now.saturating_sub(CLOCK_SKEW);
+        Self {
+            created_at: now,
+            publish_at: since,
+            sign_from: since,
+            retire_at: None,
+            drop_at: None,
+        }
+    }
+
+    /// The next key, created and published at `now`, signing from `sign_from`.
+    pub fn next(now: i64, sign_from: i64) -> Self {
         Self {
             created_at: now,
             publish_at: now,
-            sign_from: now,
+            sign_from,
             retire_at: None,
             drop_at: None,
         }

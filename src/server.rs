@@ -1,4 +1,5 @@
-//! Wiring: open the store, load the key, keep the snapshot current, run both listeners.
+//! Wiring: open the store, load the signing keys, keep the snapshot and the keys current, run
+//! both listeners.
 
 mod grant_cache;
 mod signing;

@@ -60,7 +60,7 @@ pub async fn rotate(
             .map_err(|_| KeyAdminError::WrongEncryptionKey(record.kid.clone()))?;
     }
     let key = SigningKey::generate()?;
-    let record = KeyRecord::seal(&key, kek, KeyTimes::immediate(now))?;
+    let record = KeyRecord::seal(&key, kek, KeyTimes::first(now))?;
     let changes = store
         .change_signing_keys(&|existing| {
             let mut changes = keyring::drop_expired(existing, now);

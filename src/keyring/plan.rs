@@ -34,7 +34,7 @@ pub fn first_key(existing: &[KeyRecord], new: &KeyRecord, now: i64) -> Vec<KeyCh
         return Vec::new();
     }
     let mut record = new.clone();
-    record.times = KeyTimes::immediate(now);
+    record.times = KeyTimes::first(now);
     vec![KeyChange::Insert(record)]
 }
 
@@ -47,17 +47,14 @@ pub fn rotate(
     now: i64,
     settings: RotationSettings,
 ) -> Vec<KeyChange> {
-    let signing = signer_index(existing.iter().map(|r| (r.kid.as_str(), &r.times)), now);
-    let sign_from = match signing {
-        Some(_) => now.saturating_add(settings.publish_lead),
-        None => now,
-    };
-    let drop_at = sign_from.saturating_add(settings.token_lifetime);
     let mut record = new.clone();
-    record.times = KeyTimes {
-        sign_from,
-        ..KeyTimes::immediate(now)
-    };
+    if signer_index(existing.iter().map(|r| (r.kid.as_str(), &r.times)), now).is_none() {
+        record.times = KeyTimes::first(now);
+        return vec![KeyChange::Insert(record)];
+    }
+    let sign_from = now.saturating_add(settings.publish_lead);
+    let drop_at = sign_from.saturating_add(settings.token_lifetime);
+    record.times = KeyTimes::next(now, sign_from);
     let mut changes = vec![KeyChange::Insert(record)];
     for existing in existing {
         let times = existing.times;

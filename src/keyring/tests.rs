@@ -8,7 +8,7 @@ const SETTINGS: RotationSettings = RotationSettings {
 
 fn record(kek: &KeyEncryptionKey) -> KeyRecord {
     let key = SigningKey::generate().unwrap();
-    KeyRecord::seal(&key, kek, KeyTimes::immediate(0)).unwrap()
+    KeyRecord::seal(&key, kek, KeyTimes::first(0)).unwrap()
 }
 
 /// Runs `plan` on `records` and applies its changes as a store would.
@@ -109,6 +109,11 @@ fn states_follow_the_schedule() {
     );
     assert_eq!(
         states(&records, T0 - 1),
+        [KeyState::Signing, KeyState::Scheduled],
+        "the first key is backdated for clocks behind"
+    );
+    assert_eq!(
+        states(&records, T0 - CLOCK_SKEW - 1),
         [KeyState::Scheduled, KeyState::Scheduled]
     );
 }
@@ -133,7 +138,7 @@ fn dropping_a_key_keeps_one_signing() {
     let mut without_next = records.clone();
     apply(&mut without_next, |r| drop_key(r, &k2.kid, T0 + 5).unwrap());
     assert_eq!(without_next.len(), 1);
-    assert_eq!(without_next[0].times, KeyTimes::immediate(T0));
+    assert_eq!(without_next[0].times, KeyTimes::first(T0));
 
     // The signing key dropped mid-rotation: the pending one signs at once.
     let mut without_current = records.clone();
@@ -151,7 +156,7 @@ fn rotating_an_empty_store_signs_at_once() {
     let k1 = record(&kek);
     let mut records = Vec::new();
     apply(&mut records, |r| rotate(r, &k1, T0, SETTINGS));
-    assert_eq!(records[0].times, KeyTimes::immediate(T0));
+    assert_eq!(records[0].times, KeyTimes::first(T0));
 }
 
 #[test]

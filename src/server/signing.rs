@@ -42,7 +42,7 @@ impl OwnKeys {
         let kek = read_encryption_key(&kek_path, empty)?;
         if empty {
             let (key, imported) = first_signing_key(config)?;
-            let record = KeyRecord::seal(&key, &kek, KeyTimes::immediate(now))
+            let record = KeyRecord::seal(&key, &kek, KeyTimes::first(now))
                 .map_err(|error| encryption_key_error(&kek_path, error.to_string()))?;
             let written = store
                 .change_signing_keys(&|existing| Ok(keyring::first_key(existing, &record, now)))
