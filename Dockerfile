@@ -3,7 +3,8 @@
 #   docker build -t gatehouse:0.1.0 .
 #
 # The image holds only the binary. Configuration, the policy file and the
-# signing key are mounted at run time (see k8s/); nothing secret is baked in.
+# key-encryption key are mounted at run time (see k8s/); nothing secret is
+# baked in.
 
 # --- build --------------------------------------------------------------------
 # The toolchain is pinned by rust-toolchain.toml (1.95) as well.

@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     config.server.grpc_addr = "127.0.0.1:0".parse()?;
     config.server.http_addr = "127.0.0.1:0".parse()?;
     config.store.url = format!("sqlite://{}", dir.path().join("timing.db").display());
-    config.keys.signing_key_path = dir.path().join("key.pem");
+    config.keys.encryption_key_path = dir.path().join("encryption-key");
     config.log.level = "warn".into();
     // Every case here fails on purpose: no lock may cut a series short.
     config.limits.max_failures = 1000;

@@ -126,7 +126,7 @@ url = "$4"
 grant_cache_capacity = $5
 
 [keys]
-signing_key_path = "${work}/signing-key.pem"
+encryption_key_path = "${work}/encryption-key"
 
 [tokens]
 issuer = "${issuer}"

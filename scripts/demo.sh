@@ -6,7 +6,7 @@
 # upstream and Envoy, then sends real requests through Envoy and checks each
 # status. Exits non-zero if any status differs from the expected one.
 #
-# Work files (config, database, signing key, logs) go to .gatehouse/demo,
+# Work files (config, database, key-encryption key, logs) go to .gatehouse/demo,
 # which is wiped first.
 set -euo pipefail
 
@@ -84,7 +84,7 @@ http_addr = "${http_addr}"
 url = "sqlite://gatehouse.db"
 
 [keys]
-signing_key_path = "gatehouse-signing-key.pem"
+encryption_key_path = "gatehouse-encryption-key"
 
 [tokens]
 issuer = "http://${http_addr}"

@@ -1,5 +1,7 @@
 //! Administration shared by the CLI (and, later, an HTTP API): apply, inspect, rotate secrets.
 
+pub mod keys;
+
 use std::collections::HashSet;
 
 use crate::credentials::{generate_client_id, generate_client_secret, hash_client_secret};

@@ -16,10 +16,12 @@ use crate::tokens::{OwnClaims, VerifyPolicy};
 
 mod http_authz;
 mod issuers;
+mod keys;
 mod limits;
 
 pub use http_authz::{Cidr, HttpAuthzConfig};
 pub use issuers::{IssuerConfig, KeySource, TrustedIssuerConfig};
+pub use keys::KeysConfig;
 pub use limits::LimitsConfig;
 
 /// Why the configuration was refused.
@@ -144,27 +146,6 @@ impl Default for StoreConfig {
             reload_interval_ms: 250,
             grant_cache_capacity: 100_000,
             grant_cache_ttl_ms: 30_000,
-        }
-    }
-}
-
-/// Signing keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KeysConfig {
-    /// PKCS#8 PEM RSA key; generated (mode 0600) on first start when missing.
-    pub signing_key_path: PathBuf,
-    /// PEM RSA keys (public `PUBLIC KEY`, or private `PRIVATE KEY` of which only the public
-    /// half is used) published at `/jwks` and trusted for verification, never used to sign:
-    /// the next key before it signs, and the previous one until its tokens have expired.
-    pub extra_public_keys: Vec<PathBuf>,
-}
-
-impl Default for KeysConfig {
-    fn default() -> Self {
-        Self {
-            signing_key_path: "gatehouse-signing-key.pem".into(),
-            extra_public_keys: Vec::new(),
         }
     }
 }
@@ -466,6 +447,7 @@ impl Config {
             ));
         }
         self.limits.validate()?;
+        keys::validate(self)?;
         issuers::validate(self)
     }
 

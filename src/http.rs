@@ -63,16 +63,16 @@ pub async fn serve(
     }
 }
 
-/// Public keys only; clients may cache them for five minutes.
+/// Public keys only. Clients may cache them for `[keys] jwks_max_age_seconds`, or until the
+/// next scheduled key change if that comes sooner.
 async fn jwks(axum::extract::State(gatehouse): axum::extract::State<Arc<Gatehouse>>) -> Response {
-    let Some(jwks) = &gatehouse.jwks else {
+    let Some((jwks, max_age)) = gatehouse.jwks() else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let mut response = axum::Json(jwks).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
     response
 }
 

@@ -19,7 +19,7 @@ pub use request::{BasicCredentials, TokenForm, parse_basic};
 use crate::catalogue::Subject;
 use crate::clock::Clock;
 use crate::credentials::verify_password;
-use crate::keys::SigningKey;
+use crate::keyring::SigningKeys;
 use crate::policy::{ClientKind, GrantType};
 use crate::resources::Resource;
 use crate::secret::Secret;
@@ -186,7 +186,7 @@ pub const OPENID: &str = "openid";
 pub struct Issuer {
     pub settings: IssuerSettings,
     pub store: Arc<dyn Store>,
-    pub key: Arc<SigningKey>,
+    pub key: Arc<SigningKeys>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -352,7 +352,11 @@ impl Issuer {
             cver,
             grants,
         };
-        let access_token = encode(&claims, &self.key).map_err(|_| OAuthError::ServerError)?;
+        let key = self.key.signer(now).map_err(|error| {
+            tracing::error!(error = %error, "no signing key");
+            OAuthError::ServerError
+        })?;
+        let access_token = encode(&claims, &key).map_err(|_| OAuthError::ServerError)?;
         // OpenID Connect Core §3.1.3.3: an ID token when a person signed in and asked for one.
         let id_token = match openid {
             Some(request)
@@ -369,7 +373,7 @@ impl Issuer {
                     nonce: request.nonce,
                 };
                 let token =
-                    encode_id_token(&id_claims, &self.key).map_err(|_| OAuthError::ServerError)?;
+                    encode_id_token(&id_claims, &key).map_err(|_| OAuthError::ServerError)?;
                 Some(token)
             }
             _ => None,

@@ -10,6 +10,7 @@
 
 mod fetch;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,8 +37,11 @@ pub enum JwksError {
 /// Every trusted issuer with its current keys, and the trust set built from them.
 #[derive(Debug)]
 pub struct TrustedIssuers {
-    /// gatehouse's own issuer and key, when it issues tokens.
-    own: Option<TrustedIssuer>,
+    /// gatehouse's own issuer and keys, when it issues tokens, with the revision of the key
+    /// ring they were taken from.
+    own: RwLock<Option<(u64, TrustedIssuer)>>,
+    /// The revision in `own`, read without a lock on every check.
+    own_revision: AtomicU64,
     remotes: Vec<Remote>,
     clock: Arc<dyn Clock>,
     current: RwLock<Arc<TrustSet>>,
@@ -86,7 +90,8 @@ impl TrustedIssuers {
             });
         }
         let issuers = Self {
-            own,
+            own: RwLock::new(own.map(|own| (0, own))),
+            own_revision: AtomicU64::new(0),
             remotes,
             clock,
             current: RwLock::new(Arc::new(TrustSet::default())),
@@ -104,9 +109,44 @@ impl TrustedIssuers {
         }
     }
 
-    /// gatehouse's own issuer and key, when it issues tokens.
-    pub fn own(&self) -> Option<&TrustedIssuer> {
-        self.own.as_ref()
+    /// gatehouse's own issuer and keys, when it issues tokens.
+    pub fn own(&self) -> Option<TrustedIssuer> {
+        self.own_entry().map(|(_, own)| own)
+    }
+
+    fn own_entry(&self) -> Option<(u64, TrustedIssuer)> {
+        match self.own.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts the own issuer's keys of ring revision `revision` in the trust set, unless that
+    /// revision (or a later one) is already there.
+    pub fn set_own_keys(&self, revision: u64, keys: Arc<VerificationKeys>) {
+        if self.own_revision.load(Ordering::Acquire) >= revision {
+            return;
+        }
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        {
+            let mut own = self
+                .own
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match own.as_mut() {
+                Some((installed, issuer)) if *installed < revision => {
+                    *installed = revision;
+                    issuer.keys = Some(keys);
+                }
+                _ => return,
+            }
+        }
+        self.install();
+        // Published once the trust set holds the keys, so that no check skips ahead of it.
+        self.own_revision.store(revision, Ordering::Release);
     }
 
     /// Whether every trusted issuer's keys have been loaded at least once.
@@ -204,7 +244,12 @@ impl TrustedIssuers {
             .rebuilding
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut issuers: Vec<TrustedIssuer> = self.own.iter().cloned().collect();
+        self.install();
+    }
+
+    /// Builds and installs the trust set; the caller holds `rebuilding`.
+    fn install(&self) {
+        let mut issuers: Vec<TrustedIssuer> = self.own().into_iter().collect();
         for remote in &self.remotes {
             let loaded = remote.loaded();
             issuers.push(TrustedIssuer {

@@ -1,4 +1,10 @@
 //! Signing and verification keys: RSA-2048, RS256, `kid` = RFC 7638 thumbprint.
+//!
+//! Private keys at rest are sealed under a key-encryption key ([`sealed`]).
+
+mod sealed;
+
+pub use sealed::KeyEncryptionKey;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +35,12 @@ pub enum KeyError {
     BadJwk,
     #[error("key set is not a JWKS with at least one RS256 signing key of 2048 bits or more")]
     NoUsableKey,
+    #[error("key-encryption key is not 32 bytes of base64")]
+    BadEncryptionKey,
+    #[error("sealed private key does not open with this key-encryption key")]
+    Unseal,
+    #[error("sealing the private key failed")]
+    Seal,
 }
 
 /// A public key as published at `/jwks` (RFC 7517): public members only.
@@ -76,18 +88,29 @@ impl SigningKey {
         if parsed.tag() != PEM_TAG {
             return Err(KeyError::Rejected);
         }
-        let pair = KeyPair::from_pkcs8(parsed.contents()).map_err(|_| KeyError::Rejected)?;
+        Self::from_pkcs8_der(parsed.contents())
+    }
+
+    /// The key as PKCS#8 PEM, for export.
+    pub fn to_pem(&self) -> Result<Secret, KeyError> {
+        let der = self.to_pkcs8_der()?;
+        let block = pem::Pem::new(PEM_TAG, der);
+        Ok(Secret::new(pem::encode(&block)))
+    }
+
+    /// Reads a PKCS#8 DER private key (as unsealed from the store).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pair = KeyPair::from_pkcs8(der).map_err(|_| KeyError::Rejected)?;
         if pair.public_modulus_len() < 256 {
             return Err(KeyError::Rejected);
         }
         Ok(Self::from_pair(pair))
     }
 
-    /// The key as PKCS#8 PEM, for persisting.
-    pub fn to_pem(&self) -> Result<Secret, KeyError> {
+    /// The key as PKCS#8 DER, to be sealed; callers never log or persist it in the clear.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
         let der = self.pair.as_der().map_err(|_| KeyError::Generate)?;
-        let block = pem::Pem::new(PEM_TAG, der.as_ref().to_vec());
-        Ok(Secret::new(pem::encode(&block)))
+        Ok(der.as_ref().to_vec())
     }
 
     fn from_pair(pair: KeyPair) -> Self {

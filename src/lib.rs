@@ -3,8 +3,8 @@
 //! The crate is layered so that the decision core can be compiled without any I/O:
 //!
 //! - domain: [`clock`], [`decision`], [`resources`], [`path`], [`tokens`], [`keys`],
-//!   [`catalogue`], [`check`], [`policy`], [`issuer`], [`credentials`] — no tokio, tonic,
-//!   axum or sqlx;
+//!   [`keyring`], [`catalogue`], [`check`], [`policy`], [`issuer`], [`credentials`] — no
+//!   tokio, tonic, axum or sqlx;
 //! - storage: [`store`], a trait with a SQLite and a Postgres implementation;
 //! - protocol adapters: [`grpc`] (Envoy ext_authz v3) and [`http`] (`/token`, `/jwks`);
 //! - key fetching: [`jwks`] keeps trusted issuers' keys current (reqwest, moka);
@@ -22,6 +22,7 @@ pub mod grpc;
 pub mod http;
 pub mod issuer;
 pub mod jwks;
+pub mod keyring;
 pub mod keys;
 pub mod metrics;
 pub mod path;

@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse::check::{AccessRequest, read_credential};
 use gatehouse::clock::{Clock as _, SystemClock};
 use gatehouse::config::{Config, Overrides};
+use gatehouse::keyring::KeyChange;
 use gatehouse::secret::Secret;
-use gatehouse::server::{Gatehouse, open_store, spawn};
+use gatehouse::server::{Gatehouse, open_store, read_encryption_key, spawn};
 
 /// Envoy ext_authz decisions and an embedded OAuth 2.0 issuer.
 #[derive(Debug, Parser)]
@@ -58,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// Rotate, list or drop the issuer's signing keys (kept in the store).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Read a password from standard input and print its argon2id hash for a policy file.
     HashPassword,
     /// Dry-run: read a bearer token from standard input and print the decision for a request.
@@ -88,6 +94,21 @@ enum ClientAction {
         /// Seconds the previous secret keeps working (0: it stops at once; at most 30 days).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=2_592_000))]
         grace: u32,
+    },
+}
+
+/// Signing-key commands.
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Publish a new key now; it signs after `[keys] publish_lead_seconds`, and the keys it
+    /// replaces are dropped once their last token has expired.
+    Rotate,
+    /// Every key with its state (scheduled, pending, signing, retired, dropped) and schedule.
+    List,
+    /// Remove a key at once (emergency): it leaves /jwks and its tokens are refused.
+    Drop {
+        /// The key's `kid`, as `gatehouse keys list` shows it.
+        kid: String,
     },
 }
 
@@ -181,6 +202,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client {
             action: ClientAction::RotateSecret { name, grace },
         } => rotate_secret(config, &name, grace).await,
+        Command::Keys { action } => keys(config, action).await,
         Command::HashPassword => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
@@ -268,6 +290,61 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+async fn keys(mut config: Config, action: KeysAction) -> anyhow::Result<()> {
+    use gatehouse::admin::keys::{drop_key, list, rotate, utc};
+
+    // A one-shot command may wait for a connection longer than a check would.
+    config.store.query_timeout_ms = config.store.query_timeout_ms.max(5_000);
+    let store = open_store(&config).await?;
+    let now = SystemClock.now();
+    let optional = |at: Option<i64>| at.map_or_else(|| "-".to_owned(), utc);
+    match action {
+        KeysAction::Rotate => {
+            let stored = store.signing_keys().await?;
+            let empty = stored.iter().all(|record| record.times.dropped(now));
+            let kek = read_encryption_key(&config.keys.encryption_key_path, empty)?;
+            let rotation = rotate(store.as_ref(), &kek, config.rotation_settings(), now).await?;
+            println!(
+                "new key {}: published now, signs from {}",
+                rotation.kid,
+                utc(rotation.times.sign_from)
+            );
+            for (kid, times) in &rotation.retiring {
+                println!(
+                    "key {kid}: signs until {}, dropped at {}",
+                    optional(times.retire_at),
+                    optional(times.drop_at)
+                );
+            }
+        }
+        KeysAction::List => {
+            for (record, state) in list(store.as_ref(), now).await? {
+                let times = record.times;
+                println!(
+                    "{}\t{}\tcreated={}\tpublish={}\tsign_from={}\tretire={}\tdrop={}",
+                    record.kid,
+                    state.as_str(),
+                    utc(times.created_at),
+                    utc(times.publish_at),
+                    utc(times.sign_from),
+                    optional(times.retire_at),
+                    optional(times.drop_at)
+                );
+            }
+        }
+        KeysAction::Drop { kid } => {
+            let changes = drop_key(store.as_ref(), &kid, now).await?;
+            println!("dropped key {kid}");
+            for change in changes {
+                if let KeyChange::Reschedule { kid, .. } = change {
+                    println!("key {kid} signs new tokens from now on");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn list(config: Config, what: Listing) -> anyhow::Result<()> {

@@ -1,12 +1,14 @@
-//! Wiring: open the store, load the key, keep the snapshot current, run both listeners.
+//! Wiring: open the store, load the signing keys, keep the snapshot and the keys current, run
+//! both listeners.
 
 mod grant_cache;
+mod signing;
 mod token_cache;
 
 pub use grant_cache::{GrantCache, LookupError};
+pub use signing::{OwnKeys, read_encryption_key};
 pub use token_cache::{TOKEN_CACHE_CAPACITY, TokenCache};
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -22,7 +24,7 @@ use crate::config::Config;
 use crate::decision::Checked;
 use crate::issuer::Issuer;
 use crate::jwks::TrustedIssuers;
-use crate::keys::{JwkSet, KeyError, SigningKey, VerificationKeys};
+use crate::keys::{JwkSet, KeyError, SigningKey};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -42,6 +44,12 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    /// The key-encryption key file is missing, unreadable, malformed or not the one the stored
+    /// keys were sealed with.
+    #[error("encryption key {path}: {problem}")]
+    EncryptionKey { path: String, problem: String },
+    #[error("signing keys: {0}")]
+    SigningKeys(KeyError),
     #[error(transparent)]
     Issuers(#[from] crate::jwks::JwksError),
     #[error("cannot listen on {addr}: {source}")]
@@ -70,8 +78,8 @@ pub struct Gatehouse {
     pub clock: Arc<dyn Clock>,
     /// The token endpoint's logic; `None` when decide-only (`[issuer] enabled = false`).
     pub issuer: Option<Issuer>,
-    /// The public keys served at `/jwks`; `None` when decide-only.
-    pub jwks: Option<JwkSet>,
+    /// The issuer's signing keys, served at `/jwks`; `None` when decide-only.
+    pub own_keys: Option<OwnKeys>,
     /// Every trusted issuer's keys (gatehouse's own among them when it issues).
     keys: Arc<TrustedIssuers>,
     snapshot: RwLock<Arc<PolicySnapshot>>,
@@ -98,94 +106,6 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SqliteStore::connect(url).await?))
 }
 
-/// Reads the signing key, generating and persisting it (mode 0600) when the file is missing.
-pub fn load_or_create_key(path: &Path) -> Result<SigningKey, StartError> {
-    let shown = path.display().to_string();
-    let file_error = |source| StartError::KeyFile {
-        path: shown.clone(),
-        source,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pem(&pem).map_err(|source| StartError::Key {
-            path: shown.clone(),
-            source,
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate().map_err(|source| StartError::Key {
-                path: shown.clone(),
-                source,
-            })?;
-            let pem = key.to_pem().map_err(|source| StartError::Key {
-                path: shown.clone(),
-                source,
-            })?;
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(file_error)?;
-            }
-            write_private(path, pem.expose()).map_err(file_error)?;
-            tracing::info!(key.kid = key.kid(), "signing key generated");
-            Ok(key)
-        }
-        Err(error) => Err(file_error(error)),
-    }
-}
-
-/// Reads an extra verification key: a `PUBLIC KEY` (SubjectPublicKeyInfo) or `RSA PUBLIC
-/// KEY` PEM, or a PKCS#8 `PRIVATE KEY` PEM of which only the public half is kept. Never
-/// generated: a missing file is an error.
-fn load_public_key(path: &Path) -> Result<crate::keys::Jwk, StartError> {
-    use aws_lc_rs::signature::KeyPair as _;
-    let shown = path.display().to_string();
-    let rejected = || StartError::Key {
-        path: shown.clone(),
-        source: KeyError::Rejected,
-    };
-    let text = std::fs::read_to_string(path).map_err(|source| StartError::KeyFile {
-        path: shown.clone(),
-        source,
-    })?;
-    let parsed = pem::parse(&text).map_err(|_| rejected())?;
-    let public = match parsed.tag() {
-        "PUBLIC KEY" | "RSA PUBLIC KEY" => {
-            aws_lc_rs::rsa::PublicKey::from_der(parsed.contents()).map_err(|_| rejected())?
-        }
-        "PRIVATE KEY" => {
-            let pair =
-                aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|_| rejected())?;
-            pair.public_key().clone()
-        }
-        _ => return Err(rejected()),
-    };
-    let encode = |bytes: &[u8]| {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
-    let n = encode(public.modulus().big_endian_without_leading_zero());
-    let e = encode(public.exponent().big_endian_without_leading_zero());
-    if public.modulus_len() < 256 {
-        return Err(rejected());
-    }
-    Ok(crate::keys::Jwk {
-        kty: "RSA".into(),
-        kid: crate::keys::thumbprint(&n, &e),
-        usage: "sig".into(),
-        alg: "RS256".into(),
-        n,
-        e,
-    })
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
-}
-
 fn build_snapshot(data: crate::store::SnapshotData) -> Result<PolicySnapshot, StoreError> {
     let inconsistent =
         |error: crate::resources::TemplateError| StoreError::Inconsistent(error.to_string());
@@ -205,16 +125,17 @@ impl Gatehouse {
         config.validate()?;
         let store = open_store(&config).await?;
         let own = if config.issuer.enabled {
-            Some(own_issuer(&config, &store, &clock)?)
+            Some(while_starting(|| own_issuer(&config, &store, &clock)).await?)
         } else {
             None
         };
-        let (issuer, jwks, own) = match own {
-            Some((issuer, jwks, trusted)) => (Some(issuer), Some(jwks), Some(trusted)),
+        let (issuer, own_keys, own) = match own {
+            Some((issuer, own_keys, trusted)) => (Some(issuer), Some(own_keys), Some(trusted)),
             None => (None, None, None),
         };
         let keys = Arc::new(TrustedIssuers::new(own, &config, clock.clone())?);
-        let snapshot = build_snapshot(store.snapshot().await?)?;
+        let snapshot =
+            while_starting(|| async { Ok(build_snapshot(store.snapshot().await?)?) }).await?;
         let grant_cache = GrantCache::new(
             config.store.grant_cache_capacity,
             Duration::from_millis(config.store.grant_cache_ttl_ms),
@@ -225,7 +146,7 @@ impl Gatehouse {
             store,
             clock,
             issuer,
-            jwks,
+            own_keys,
             keys,
             snapshot: RwLock::new(Arc::new(snapshot)),
             grant_cache,
@@ -244,13 +165,21 @@ impl Gatehouse {
         }
     }
 
-    /// Re-reads the snapshot if the store's generation moved; returns whether it did.
+    /// Re-reads the snapshot and the signing keys if the store's generation moved; returns
+    /// whether it did. Signing keys past their `drop_at` are deleted from the store first.
     pub async fn reload(&self) -> Result<bool, StoreError> {
+        if let Some(own) = &self.own_keys {
+            own.delete_dropped(self.store.as_ref(), self.clock.now())
+                .await?;
+        }
         let generation = self.store.generation().await?;
         if generation == self.snapshot().generation {
             return Ok(false);
         }
         let snapshot = Arc::new(build_snapshot(self.store.snapshot().await?)?);
+        if let Some(own) = &self.own_keys {
+            own.reload(self.store.as_ref(), self.clock.now()).await?;
+        }
         match self.snapshot.write() {
             Ok(mut guard) => *guard = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -259,11 +188,35 @@ impl Gatehouse {
         Ok(true)
     }
 
+    /// Brings the own issuer's keys in the trust set up to date with the key ring at `now`.
+    fn follow_own_keys(&self, now: i64) {
+        if let Some(own) = &self.own_keys {
+            let view = own.keys.view(now);
+            self.keys
+                .set_own_keys(view.revision, view.verification.clone());
+        }
+    }
+
     /// A trust set of gatehouse's own issuer alone (`None` when decide-only): the admin API
     /// accepts only tokens gatehouse minted.
     pub fn own_trust_set(&self) -> Option<crate::tokens::TrustSet> {
-        let own = self.keys.own()?.clone();
+        self.follow_own_keys(self.clock.now());
+        let own = self.keys.own()?;
         Some(crate::tokens::TrustSet::new(vec![own]))
+    }
+
+    /// What `/jwks` serves now, with its `max-age`; `None` when decide-only.
+    pub fn jwks(&self) -> Option<(JwkSet, u64)> {
+        let own = self.own_keys.as_ref()?;
+        let now = self.clock.now();
+        let view = own.keys.view(now);
+        let max_age = view.max_age(now, self.config.keys.jwks_max_age_seconds);
+        Some((view.jwks.clone(), max_age))
+    }
+
+    /// The key the issuer signs with now; `None` when decide-only or when no key may sign.
+    pub fn signing_key(&self) -> Option<Arc<SigningKey>> {
+        self.own_keys.as_ref()?.keys.signer(self.clock.now()).ok()
     }
 
     /// Whether every trusted issuer's keys have been loaded at least once.
@@ -342,8 +295,9 @@ impl Gatehouse {
 
     /// One pass of the decision core with the current trust set.
     fn decide(&self, request: &AccessRequest<'_>, snapshot: &PolicySnapshot) -> Step {
-        let trust = self.keys.trust_set();
         let now = self.clock.now();
+        self.follow_own_keys(now);
+        let trust = self.keys.trust_set();
         let context = Context {
             trust: &trust,
             snapshot,
@@ -356,40 +310,52 @@ impl Gatehouse {
     }
 }
 
-/// The embedded issuer: the signing key (loaded or created), its `/jwks`, and its place in
-/// the trust set, whose keys never go stale.
-fn own_issuer(
+/// How long start-up keeps retrying a store that does not answer: pool connections are opened
+/// on first use, each within the query timeout, which a database busy with replicas starting
+/// together can exceed.
+const STARTUP_RETRY: Duration = Duration::from_secs(10);
+
+/// Runs `step` again while the store is unavailable, for at most [`STARTUP_RETRY`]. Only for
+/// steps that may be repeated (reads, and key plans that see their own earlier success).
+async fn while_starting<T, F, Fut>(mut step: F) -> Result<T, StartError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StartError>>,
+{
+    let deadline = Instant::now() + STARTUP_RETRY;
+    loop {
+        match step().await {
+            Err(StartError::Store(StoreError::Unavailable(_))) if Instant::now() < deadline => {
+                tracing::debug!("store not answering at start-up; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The embedded issuer: its signing keys (from the store, the first one created under the
+/// store's lock), and its place in the trust set, whose keys never go stale.
+async fn own_issuer(
     config: &Config,
     store: &Arc<dyn Store>,
     clock: &Arc<dyn Clock>,
-) -> Result<(Issuer, JwkSet, TrustedIssuer), StartError> {
-    let key = load_or_create_key(&config.keys.signing_key_path)?;
-    let mut jwks = JwkSet {
-        keys: vec![key.jwk().clone()],
-    };
-    // Published and trusted, never signing: the rotation overlap on either side.
-    for path in &config.keys.extra_public_keys {
-        let jwk = load_public_key(path)?;
-        if jwks.keys.iter().all(|known| known.kid != jwk.kid) {
-            jwks.keys.push(jwk);
-        }
-    }
-    let keys = VerificationKeys::from_jwks(&jwks).map_err(|source| StartError::Key {
-        path: config.keys.signing_key_path.display().to_string(),
-        source,
-    })?;
+) -> Result<(Issuer, OwnKeys, TrustedIssuer), StartError> {
+    let now = clock.now();
+    let own = OwnKeys::load(config, store.as_ref(), now).await?;
+    let view = own.keys.view(now);
     let issuer = Issuer {
         settings: config.issuer_settings(),
         store: store.clone(),
-        key: Arc::new(key),
+        key: own.keys.clone(),
         clock: clock.clone(),
     };
     let trusted = TrustedIssuer {
         policy: config.own_verify_policy(),
-        keys: Some(Arc::new(keys)),
+        keys: Some(view.verification.clone()),
         honoured_until: None,
     };
-    Ok((issuer, jwks, trusted))
+    Ok((issuer, own, trusted))
 }
 
 /// A running gatehouse: its bound addresses and a way to stop it.

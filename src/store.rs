@@ -6,6 +6,7 @@
 
 pub mod codes;
 mod fingerprint;
+mod keys;
 pub mod postgres;
 mod secrets;
 pub mod sqlite;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 
 pub use codes::CodeStore;
 pub use fingerprint::{SubjectRow, SubjectState, VersionWrite, fingerprint, plan_versions};
+pub use keys::{KeyPlan, KeyStore, KeyStoreError};
 pub use secrets::{RotatedSecret, SecretStore};
 pub use throttle::{FailureRecord, ThrottleKey, ThrottleKind, ThrottlePolicy, ThrottleStore};
 pub use tokens::TokenStore;
@@ -184,7 +186,7 @@ pub(crate) fn grant_rows(rows: Vec<(String, String, String)>) -> Result<Vec<Gran
 /// The storage every backend implements.
 #[async_trait]
 pub trait Store:
-    CodeStore + TokenStore + ThrottleStore + SecretStore + Send + Sync + std::fmt::Debug
+    CodeStore + TokenStore + ThrottleStore + SecretStore + KeyStore + Send + Sync + std::fmt::Debug
 {
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;

@@ -5,6 +5,7 @@
 //! `NOTIFY gatehouse_policy`, which [`listen`] turns into an early wake-up of the reload loop.
 
 mod apply;
+mod keys;
 mod listen;
 mod secrets;
 mod throttle;

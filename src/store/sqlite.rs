@@ -1,6 +1,7 @@
 //! The SQLite store: the embedded, zero-set-up default.
 
 mod apply;
+mod keys;
 mod secrets;
 mod throttle;
 mod tokens;

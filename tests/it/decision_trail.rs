@@ -19,10 +19,10 @@ async fn decision_id_joins_gatehouse_log_upstream_header_and_envoy_access_log() 
         &config,
         format!(
             "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
-             [store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n\
+             [store]\nurl = \"sqlite://{db}\"\n[keys]\nencryption_key_path = \"{key}\"\n\
              [log]\nformat = \"json\"\npermit_level = \"info\"\n",
             db = dir.path().join("g.db").display(),
-            key = dir.path().join("key.pem").display(),
+            key = dir.path().join("encryption-key").display(),
         ),
     )
     .unwrap();

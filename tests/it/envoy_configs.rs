@@ -1,6 +1,10 @@
 //! The Envoy configurations users copy, each run with a real Envoy: `envoy/sidecar.yaml`
-//! (gatehouse on localhost) and `envoy/front-proxy.yaml` (gatehouse shared by several virtual
-//! hosts, context_extensions per route). `envoy/http-authz.yaml` is run in `http_authz`.
+//! (gatehouse on localhost), `envoy/front-proxy.yaml` (gatehouse shared by several virtual
+//! hosts, context_extensions per route) and `envoy/jwt-authn-remote-jwks.yaml` (Envoy's own
+//! JWT filter on gatehouse's `/jwks`). `envoy/http-authz.yaml` is run in `http_authz`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::support::envoy::{Echo, Envoy};
 use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, TestGatehouse, example_policy};
@@ -114,4 +118,68 @@ async fn front_proxy_routes_carry_their_resource_type_and_name() {
     );
     // An exempt route is not checked.
     assert_eq!(status(&envoy, "GET", billing, "/healthz", None).await, 200);
+}
+
+#[tokio::test]
+async fn jwt_authn_with_remote_jwks_accepts_gatehouse_tokens_and_refuses_tampered_ones() {
+    // The shipped file names gatehouse's default issuer and audience.
+    let g = TestGatehouse::start_with(&example_policy(), |config| {
+        let defaults = gatehouse::config::TokensConfig::default();
+        config.tokens.issuer = defaults.issuer;
+        config.tokens.audience = defaults.audience;
+    })
+    .await;
+    let echo = Echo::start().await;
+    let envoy = Envoy::start_config(
+        g.dir.path(),
+        "jwt-authn-remote-jwks.yaml",
+        &[(9000, g.running.http_addr.port()), (8081, echo.addr.port())],
+    )
+    .await;
+    let body = g.user_token("invoices-web", "alice", ALICE_PASSWORD).await;
+    let token = body["access_token"].as_str().unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let path = "/v1/invoices/inv-1001";
+
+    assert_eq!(
+        status(
+            &envoy,
+            "GET",
+            "localhost",
+            path,
+            Some(&format!("Bearer {token}"))
+        )
+        .await,
+        200
+    );
+    assert_eq!(echo.count(), 1);
+
+    // One bit of the signature flipped.
+    let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    signature[17] ^= 0x01;
+    let flipped = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        URL_SAFE_NO_PAD.encode(&signature)
+    );
+    // The payload edited, the signature kept.
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = "mallory".into();
+    let edited = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    for tampered in [flipped, edited] {
+        let auth = format!("Bearer {tampered}");
+        assert_eq!(
+            status(&envoy, "GET", "localhost", path, Some(&auth)).await,
+            401
+        );
+    }
+    assert_eq!(status(&envoy, "GET", "localhost", path, None).await, 401);
+    assert_eq!(echo.count(), 1, "no tampered request reached the upstream");
 }

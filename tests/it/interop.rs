@@ -117,8 +117,8 @@ async fn tokens_minted_by_an_independent_library_are_accepted_only_with_at_jwt_t
     let g = TestGatehouse::start(&example_policy()).await;
     let real = g.user_token("invoices-web", "alice", ALICE_PASSWORD).await;
     let claims = forge::payload(real["access_token"].as_str().unwrap());
-    let pem = std::fs::read(&g.config().keys.signing_key_path).unwrap();
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+    let pem = g.signing_key().to_pem().unwrap();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).unwrap();
 
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(g.signing_key().kid().to_owned());

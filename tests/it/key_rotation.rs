@@ -1,46 +1,26 @@
-//! Rotating the signing key with `[keys] extra_public_keys`, replica by replica:
-//! (1) publish the next key everywhere, (2) sign with it and keep the old one as an extra key,
-//! (3) after the longest token lifetime, drop the old key. A token stays valid until its key
-//! is dropped, and a token of a dropped key is refused.
+//! Rotating the signing key with the store call `gatehouse keys rotate` makes, on the test's
+//! clock: the next key is published at once and signs only after the publish lead; tokens of
+//! the previous key stay valid until they expire; the previous key leaves `/jwks` at its
+//! `drop_at`, after which a token it signed is refused. `gatehouse keys drop` removes a key at
+//! once.
 
-use std::path::{Path, PathBuf};
-
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::KeyPair as _;
+use gatehouse::admin::keys::{Rotation, drop_key, rotate};
+use gatehouse::clock::Clock as _;
 use gatehouse::keys::SigningKey;
-use serde_json::Value;
+use gatehouse::server::read_encryption_key;
+use serde_json::{Value, json};
 
 use crate::support::{
-    ALICE_PASSWORD, TestGatehouse, answer, assert_deny, assert_permit, example_policy,
+    ALICE_PASSWORD, Backend, TestGatehouse, answer, assert_deny, assert_permit, example_policy,
+    forge, on_both_backends,
 };
 
-/// Writes `key` as PKCS#8 PEM (`private.pem`) and its public half as SPKI PEM (`public.pem`)
-/// under `dir/name`.
-fn write_key(dir: &Path, name: &str, key: &SigningKey) -> (PathBuf, PathBuf) {
-    let folder = dir.join(name);
-    std::fs::create_dir_all(&folder).unwrap();
-    let private_pem = key.to_pem().unwrap();
-    let private = folder.join("private.pem");
-    std::fs::write(&private, private_pem.expose()).unwrap();
-
-    let der = pem::parse(private_pem.expose()).unwrap();
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der.contents()).unwrap();
-    let spki = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key()).unwrap();
-    let public = folder.join("public.pem");
-    std::fs::write(
-        &public,
-        pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec())),
-    )
-    .unwrap();
-    (private, public)
-}
-
-async fn token(g: &TestGatehouse) -> String {
+pub async fn token(g: &TestGatehouse) -> String {
     let body = g.user_token("invoices-web", "alice", ALICE_PASSWORD).await;
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-fn kid(token: &str) -> String {
+pub fn kid(token: &str) -> String {
     use base64::Engine;
     let header = token.split('.').next().unwrap();
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -50,35 +30,40 @@ fn kid(token: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
-async fn published(g: &TestGatehouse) -> Vec<String> {
-    let jwks: Value = g
-        .http
-        .get(g.url("/jwks"))
-        .send()
-        .await
+/// The kids `/jwks` publishes, sorted, and its `max-age`.
+pub async fn published(g: &TestGatehouse) -> (Vec<String>, u64) {
+    let response = g.http.get(g.url("/jwks")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cache_control = response.headers()["cache-control"]
+        .to_str()
         .unwrap()
-        .json()
-        .await
+        .to_owned();
+    let max_age = cache_control
+        .split("max-age=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no max-age in {cache_control}"))
+        .parse()
         .unwrap();
+    let jwks: Value = response.json().await.unwrap();
     let mut kids: Vec<String> = jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|key| {
-            assert!(key.get("d").is_none(), "only public members are published");
-            key["kid"].as_str().unwrap().to_owned()
-        })
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
         .collect();
     kids.sort();
-    kids
+    (kids, max_age)
 }
 
-fn sorted(mut kids: Vec<String>) -> Vec<String> {
+pub fn sorted(kids: &[&str]) -> Vec<String> {
+    let mut kids: Vec<String> = kids.iter().map(|kid| (*kid).to_owned()).collect();
     kids.sort();
     kids
 }
 
-async fn status(g: &TestGatehouse, token: &str) -> u16 {
+/// The HTTP status the check path answers for `token`.
+pub async fn status(g: &TestGatehouse, token: &str) -> u16 {
     let auth = format!("Bearer {token}");
     let response = g
         .check(
@@ -91,109 +76,135 @@ async fn status(g: &TestGatehouse, token: &str) -> u16 {
     answer(&response).http_status as u16
 }
 
-#[tokio::test]
-async fn rotation_keeps_old_tokens_valid_until_the_old_key_is_dropped() {
-    // Before: every replica signs with the old key.
-    let before = TestGatehouse::start(&example_policy()).await;
-    let old = before.signing_key();
-    let old_token = token(&before).await;
-    assert_eq!(kid(&old_token), old.kid());
+/// Rotates as `gatehouse keys rotate` does, at `g`'s clock, and reloads `g`.
+pub async fn rotate_now(g: &TestGatehouse) -> Rotation {
+    let kek = read_encryption_key(&g.config().keys.encryption_key_path, false).unwrap();
+    let store = g.running.gatehouse.store.as_ref();
+    let rotation = rotate(store, &kek, g.config().rotation_settings(), g.clock.now())
+        .await
+        .unwrap();
+    g.running.gatehouse.reload().await.unwrap();
+    rotation
+}
 
-    let next = SigningKey::generate().unwrap();
-    let dir = before.dir.path();
-    let old_private = before.config().keys.signing_key_path.clone();
-    let (next_private, next_public) = write_key(dir, "next", &next);
+/// A token signed by `key` with alice's claims, minted now and valid for an hour.
+fn forged(key: &SigningKey, alice: &str, now: i64) -> String {
+    let claims = forge::payload(alice);
+    let claims = forge::with(&claims, "iat", Some(json!(now)));
+    let claims = forge::with(&claims, "nbf", Some(json!(now)));
+    let claims = forge::with(&claims, "exp", Some(json!(now + 3600)));
+    let claims = forge::with(&claims, "jti", Some(json!("forged-with-the-old-key")));
+    forge::rs256(key, &forge::access_header(key), &claims)
+}
 
-    // (1) Publish the next key (its public half only) on every replica.
-    let step1 = before
-        .replica(|c| c.keys.extra_public_keys = vec![next_public.clone()])
-        .await;
-    assert_eq!(
-        published(&step1).await,
-        sorted(vec![old.kid().to_owned(), next.kid().to_owned()])
-    );
-    let step1_token = token(&step1).await;
-    assert_eq!(kid(&step1_token), old.kid(), "an extra key never signs");
-    assert_eq!(status(&step1, &old_token).await, 200);
+async fn rotation_publishes_first_signs_after_the_lead_and_drops_after_the_last_token(
+    backend: Backend,
+) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
+    let k1 = g.signing_key();
+    let t1 = token(&g).await;
+    assert_eq!(kid(&t1), k1.kid());
+    let start = g.clock.now();
 
-    // (2) Sign with the next key; the old one stays as an extra key.
-    let step2 = before
-        .replica(|c| {
-            c.keys.signing_key_path = next_private.clone();
-            c.keys.extra_public_keys = vec![old_private.clone()];
-        })
-        .await;
-    let new_token = token(&step2).await;
-    assert_eq!(kid(&new_token), next.kid());
-    assert_eq!(
-        published(&step2).await,
-        sorted(vec![old.kid().to_owned(), next.kid().to_owned()])
-    );
-    // Old tokens still pass everywhere; new tokens pass on replicas still at step 1.
-    assert_eq!(status(&step2, &old_token).await, 200);
-    assert_eq!(status(&step2, &new_token).await, 200);
-    assert_eq!(status(&step1, &new_token).await, 200);
-    // A replica not yet at step 1 would refuse new tokens: why step 1 comes first.
-    assert_eq!(status(&before, &new_token).await, 401);
+    let rotation = rotate_now(&g).await;
+    let k2 = rotation.kid.clone();
+    let (lead, lifetime) = (300, 600 + 60);
+    assert_eq!(rotation.times.publish_at, start);
+    assert_eq!(rotation.times.sign_from, start + lead);
+    let drop_at = start + lead + lifetime;
+    assert_eq!(rotation.retiring.len(), 1);
+    assert_eq!(rotation.retiring[0].0, k1.kid());
+    assert_eq!(rotation.retiring[0].1.retire_at, Some(start + lead));
+    assert_eq!(rotation.retiring[0].1.drop_at, Some(drop_at));
 
-    // (3) After the longest token lifetime, drop the old key.
-    let step3 = before
-        .replica(|c| {
-            c.keys.signing_key_path = next_private.clone();
-            c.keys.extra_public_keys = Vec::new();
-        })
-        .await;
-    assert_eq!(published(&step3).await, vec![next.kid().to_owned()]);
-    assert_eq!(status(&step3, &new_token).await, 200);
-    let auth = format!("Bearer {old_token}");
+    // Published at once, not signing yet; /jwks may be cached until k2 signs, no longer.
+    let (kids, max_age) = published(&g).await;
+    assert_eq!(kids, sorted(&[k1.kid(), &k2]));
+    assert!(max_age <= 300, "{max_age}");
+    g.clock.advance(lead - 40);
+    let (kids, max_age) = published(&g).await;
+    assert_eq!(kids, sorted(&[k1.kid(), &k2]));
+    assert!(max_age <= 40, "sign_from is 40 s away, max-age {max_age}");
+    assert_eq!(kid(&token(&g).await), k1.kid(), "k2 does not sign yet");
+    assert_eq!(status(&g, &t1).await, 200);
+
+    // From sign_from on, new tokens carry k2; k1's tokens stay valid.
+    g.clock.advance(40);
+    let t2 = token(&g).await;
+    assert_eq!(kid(&t2), k2);
+    assert_eq!(status(&g, &t2).await, 200);
+    assert_eq!(status(&g, &t1).await, 200);
+    let (kids, max_age) = published(&g).await;
+    assert_eq!(kids, sorted(&[k1.kid(), &k2]));
+    assert_eq!(max_age, 300);
+    let late = forged(&k1, &t1, g.clock.now());
+    assert_eq!(status(&g, &late).await, 200, "k1 is trusted until drop_at");
+
+    // T1 is refused once it has expired (exp + leeway), k1 still published.
+    g.clock
+        .set(forge::payload(&t1)["exp"].as_i64().unwrap() + 61);
+    assert_eq!(status(&g, &t1).await, 401);
+    assert_eq!(status(&g, &late).await, 200);
+
+    // At drop_at, k1 leaves /jwks and a token it signed is refused, however long it claims
+    // to live.
+    g.clock.set(drop_at - 1);
+    assert_eq!(published(&g).await, (sorted(&[k1.kid(), &k2]), 1));
+    g.clock.set(drop_at);
+    assert_eq!(published(&g).await.0, vec![k2.clone()]);
     let refused = answer(
-        &step3
-            .check(
-                "GET",
-                "/v1/invoices/inv-1001",
-                &[("authorization", &auth)],
-                &[],
-            )
-            .await,
+        &g.check(
+            "GET",
+            "/v1/invoices/inv-1001",
+            &[("authorization", &format!("Bearer {late}"))],
+            &[],
+        )
+        .await,
     );
     assert_deny(&refused, 401);
     assert!(
         refused.www_authenticate().contains("invalid_token"),
         "{refused:?}"
     );
-    let permitted = answer(
-        &step3
-            .check(
-                "GET",
-                "/v1/invoices/inv-1001",
-                &[("authorization", &format!("Bearer {new_token}"))],
-                &[],
-            )
-            .await,
-    );
-    assert_permit(&permitted);
-}
+    let t3 = token(&g).await;
+    assert_eq!(kid(&t3), k2);
+    assert_permit(&answer(
+        &g.check(
+            "GET",
+            "/v1/invoices/inv-1001",
+            &[("authorization", &format!("Bearer {t3}"))],
+            &[],
+        )
+        .await,
+    ));
 
-#[tokio::test]
-async fn an_unreadable_extra_key_stops_start_up_with_its_path() {
-    let g = TestGatehouse::start(&example_policy()).await;
-    let missing = g.dir.path().join("missing.pem");
-    let garbage = g.dir.path().join("garbage.pem");
-    std::fs::write(
-        &garbage,
-        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    for path in [missing, garbage] {
-        let mut config = g.config().clone();
-        config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
-        config.server.http_addr = "127.0.0.1:0".parse().unwrap();
-        config.keys.extra_public_keys = vec![path.clone()];
-        let clock = std::sync::Arc::new(gatehouse::clock::SystemClock);
-        let error = gatehouse::server::spawn(config, clock).await.unwrap_err();
-        assert!(
-            error.to_string().contains(&path.display().to_string()),
-            "{error}"
-        );
-    }
+    // The dropped key is deleted from the store at the next reload.
+    g.running.gatehouse.reload().await.unwrap();
+    let stored = g.running.gatehouse.store.signing_keys().await.unwrap();
+    let stored: Vec<&str> = stored.iter().map(|record| record.kid.as_str()).collect();
+    assert_eq!(stored, [k2.as_str()]);
 }
+on_both_backends!(rotation_publishes_first_signs_after_the_lead_and_drops_after_the_last_token);
+
+async fn dropping_a_key_refuses_its_tokens_at_once(backend: Backend) {
+    let g = TestGatehouse::start_on(backend, &example_policy()).await;
+    let k1 = g.signing_key();
+    let t1 = token(&g).await;
+    let now = g.clock.now();
+    let store = g.running.gatehouse.store.as_ref();
+
+    let only = drop_key(store, k1.kid(), now).await.unwrap_err();
+    assert!(only.to_string().contains("only key"), "{only}");
+    assert_eq!(status(&g, &t1).await, 200);
+
+    // Emergency: rotate, then drop the current key; the new one signs at once.
+    let k2 = rotate_now(&g).await.kid;
+    drop_key(store, k1.kid(), now).await.unwrap();
+    g.running.gatehouse.reload().await.unwrap();
+    assert_eq!(published(&g).await.0, vec![k2.clone()]);
+    assert_eq!(status(&g, &t1).await, 401);
+    let t2 = token(&g).await;
+    assert_eq!(kid(&t2), k2);
+    assert_eq!(status(&g, &t2).await, 200);
+}
+on_both_backends!(dropping_a_key_refuses_its_tokens_at_once);

@@ -29,15 +29,20 @@ async fn secrets_never_reach_plain_logs_and_crlf_stays_inside_one_record() {
 async fn replay_hostile_inputs(format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (grpc, http) = (free_port(), free_port());
+    // Imported as the store's first signing key, so the test can sign with it too.
+    let key = SigningKey::generate().unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.to_pem().unwrap().expose()).unwrap();
     let config = dir.path().join("gatehouse.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
-             [store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n\
+             [store]\nurl = \"sqlite://{db}\"\n\
+             [keys]\nencryption_key_path = \"{kek}\"\nsigning_key_path = \"{key}\"\n\
              [log]\nlevel = \"trace\"\nformat = \"{format}\"\n\
              permit_level = \"trace\"\ndeny_level = \"trace\"\n",
             db = dir.path().join("g.db").display(),
+            kek = dir.path().join("encryption-key").display(),
             key = dir.path().join("key.pem").display(),
         ),
     )
@@ -249,8 +254,6 @@ async fn replay_hostile_inputs(format: &str) {
     .unwrap();
     // B01: unsigned and non-canonically encoded; B10: a refresh token as a bearer; B21:
     // oversized; B24: `sub` with CR/LF and NUL, signed with gatehouse's own key.
-    let key = SigningKey::from_pem(&std::fs::read_to_string(dir.path().join("key.pem")).unwrap())
-        .unwrap();
     let claims = forge::payload(&tokens[0]);
     let mut hostile = vec![
         format!("{}\r\nx-admin: true", tokens[0]),

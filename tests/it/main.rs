@@ -23,6 +23,7 @@ mod interop;
 mod introspection;
 mod issuers;
 mod key_rotation;
+mod key_store;
 mod limits;
 mod log_secrets;
 mod operations;

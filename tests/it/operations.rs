@@ -27,9 +27,9 @@ fn config_file(dir: &Path, grpc: u16, http: u16, extra: &str) -> std::path::Path
         &path,
         format!(
             "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
-             [store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n{extra}",
+             [store]\nurl = \"sqlite://{db}\"\n[keys]\nencryption_key_path = \"{key}\"\n{extra}",
             db = dir.join("g.db").display(),
-            key = dir.join("key.pem").display(),
+            key = dir.join("encryption-key").display(),
         ),
     )
     .unwrap();

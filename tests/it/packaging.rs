@@ -237,7 +237,7 @@ async fn shipped_configurations_and_policy_are_accepted_by_gatehouse() {
         assert!(
             config
                 .keys
-                .signing_key_path
+                .encryption_key_path
                 .starts_with("/etc/gatehouse/keys")
         );
 

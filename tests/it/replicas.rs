@@ -1,4 +1,4 @@
-//! Replicas on one Postgres (Postgres only): one signing key file, each other's tokens, and a
+//! Replicas on one Postgres (Postgres only): one key set, each other's tokens, and a
 //! permission change seen by every replica without a restart — at once by `LISTEN`/`NOTIFY`,
 //! and within the poll interval when a notification is lost.
 
@@ -95,8 +95,8 @@ async fn replicas_accept_each_others_tokens_and_honour_a_revocation_without_rest
         .replica(|config| config.store.reload_interval_ms = POLL_NEVER_MS)
         .await;
     assert_eq!(
-        first.config().keys.signing_key_path,
-        second.config().keys.signing_key_path
+        first.config().keys.encryption_key_path,
+        second.config().keys.encryption_key_path
     );
     assert_eq!(jwks(&first).await, jwks(&second).await);
 

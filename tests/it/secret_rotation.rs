@@ -175,9 +175,9 @@ async fn rotate_secret_command_prints_the_new_secret_once_and_refuses_public_or_
     std::fs::write(
         &config,
         format!(
-            "[store]\nurl = \"sqlite://{db}\"\n[keys]\nsigning_key_path = \"{key}\"\n",
+            "[store]\nurl = \"sqlite://{db}\"\n[keys]\nencryption_key_path = \"{kek}\"\n",
             db = dir.path().join("gatehouse.db").display(),
-            key = dir.path().join("key.pem").display(),
+            kek = dir.path().join("encryption-key").display(),
         ),
     )
     .unwrap();

@@ -101,7 +101,7 @@ impl TestGatehouse {
             Some(database) => database.url.clone(),
         };
         config.store.reload_interval_ms = 50;
-        config.keys.signing_key_path = dir.path().join("signing-key.pem");
+        config.keys.encryption_key_path = dir.path().join("encryption-key");
         config.tokens.issuer = "https://auth.test".into();
         config.tokens.audience = "invoices-api".into();
         adjust(&mut config);
@@ -138,8 +138,9 @@ impl TestGatehouse {
         .await
     }
 
-    /// A second gatehouse on the same store and the same signing key file (as replicas mount
-    /// one Kubernetes Secret), on ports of its own, with `adjust` applied to its configuration.
+    /// A second gatehouse on the same store and the same key-encryption key file (as replicas
+    /// mount one Kubernetes Secret), on ports of its own, with `adjust` applied to its
+    /// configuration.
     pub async fn replica(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = self.config().clone();
@@ -172,10 +173,12 @@ impl TestGatehouse {
         &self.running.gatehouse.config
     }
 
-    /// The signing key gatehouse generated, for forging tokens in tests.
-    pub fn signing_key(&self) -> SigningKey {
-        let pem = std::fs::read_to_string(&self.config().keys.signing_key_path).unwrap();
-        SigningKey::from_pem(&pem).unwrap()
+    /// The key gatehouse signs with now (kept in its store), for forging tokens in tests.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.running
+            .gatehouse
+            .signing_key()
+            .expect("gatehouse has a signing key")
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -27,7 +27,7 @@ const INVOICES: [(&str, &str); 1] = [("resource_type", "invoices")];
 /// A gatehouse with the example policy, alice's real token and the means to forge variants.
 pub(super) struct Forger {
     pub g: TestGatehouse,
-    pub key: SigningKey,
+    pub key: std::sync::Arc<SigningKey>,
     /// Alice's unmodified access token.
     pub token: String,
     /// Its decoded payload.

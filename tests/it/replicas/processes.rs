@@ -1,6 +1,6 @@
-//! Two `gatehouse serve` processes (the real binary) on one Postgres database, with one signing
-//! key file as a Kubernetes Secret would mount it, and changes made by a third process running
-//! `gatehouse apply`.
+//! Two `gatehouse serve` processes (the real binary) on one Postgres database, with one
+//! key-encryption key file as a Kubernetes Secret would mount it, and changes made by a third
+//! process running `gatehouse apply`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -25,9 +25,9 @@ fn write_config(dir: &Path, name: &str, url: &str, grpc: u16, http: u16) -> std:
         &path,
         format!(
             "[server]\ngrpc_addr = \"127.0.0.1:{grpc}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
-             [store]\nurl = \"{url}\"\n[keys]\nsigning_key_path = \"{key}\"\n\
+             [store]\nurl = \"{url}\"\n[keys]\nencryption_key_path = \"{key}\"\n\
              [tokens]\nissuer = \"https://auth.test\"\naudience = \"invoices-api\"\n",
-            key = dir.join("shared-signing-key.pem").display(),
+            key = dir.join("shared-encryption-key").display(),
         ),
     )
     .unwrap();
