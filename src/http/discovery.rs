@@ -82,6 +82,9 @@ pub fn metadata(issuer: &str, scopes: impl IntoIterator<Item = String>) -> Metad
             "jti",
             "client_id",
             "scope",
+            "azp",
+            "auth_time",
+            "nonce",
         ],
     }
 }
