@@ -432,6 +432,10 @@ async fn sign_in_page_and_code_redirect_send_no_referrer_and_redirect_with_303()
     let page = browser().get(flow.authorize_url(&[])).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    // Nothing is loaded from elsewhere and no script runs, so nothing can leak the page's URL.
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
 
     let response = flow.sign_in("alice", ALICE_CANARY).await;
     assert_eq!(response.status(), 303);
