@@ -440,10 +440,17 @@ impl Config {
                 "must be trace, debug, info, warn or error",
             ));
         }
-        if self.check.realm.contains(['"', '\\']) || self.check.realm.is_empty() {
+        // The realm is copied into every `WWW-Authenticate` challenge: visible ASCII and
+        // spaces only, so it can neither end the quoted string nor start another header.
+        let realm = &self.check.realm;
+        if realm.is_empty()
+            || realm
+                .bytes()
+                .any(|b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+        {
             return Err(invalid(
                 "check.realm",
-                "must be non-empty without quotes or backslashes",
+                "must be non-empty printable ASCII without quotes or backslashes",
             ));
         }
         self.limits.validate()?;

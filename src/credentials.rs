@@ -20,8 +20,9 @@ use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 
-/// Prefix of generated client ids, so that they are recognisable in logs.
-const CLIENT_ID_PREFIX: &str = "gh-";
+/// Prefix of generated client ids, so that they are recognisable in logs; no username may
+/// start with it (a client's tokens carry its id as `sub`).
+pub const CLIENT_ID_PREFIX: &str = "gh-";
 
 /// A new random client id: the prefix and 96 random bits, base64url.
 pub fn generate_client_id() -> String {

@@ -377,4 +377,43 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["alg", "e", "kid", "kty", "n", "use"]);
     }
+
+    /// The PKCS#8 DER (base64) of an RSA-1024 key made for this test only: too short to sign
+    /// with (RFC 8725 §3.5).
+    const RSA_1024_PKCS8: &str = concat!(
+        "MIICdgIBADANBgkqhkiG9w0BAQEFAASCAmAwggJcAgEAAoGBAMX6SAJeXHPUUjth2vNwTuOm8B5c",
+        "czLsIO0+txEr8GF1iOkZX+NmX3bQ2DiqTPpkNFDnXYpz3DdnwSbJ2u1KdLb2lgXu+/ddAVObxw1w",
+        "x/EhyI5dO4RgCjRc7Z6xROPfh/k9yWoptIwtV+5bVzMZckmOm+vSKlNJ7h3kYS9QBd6pAgMBAAEC",
+        "gYEAwaL+c3Kfsprkozge0yPxxTAug0OhWRkjS2if3afAQVKYSoWLB/vFO40hLqtDB1Si5s6k6xpP",
+        "NdHBVZLxEk5UwDaf9ggZDCpCUF9cSdn1iUy7hTHFw7ebmCHtA2fwtKRz7kkbC5XeNijkXEMbV73C",
+        "MbfMxdhr5yaeBF+1Bu2JZEECQQDsQErukqzyKU4Qpff3pthWiOWPG5CaR4wD4CZn+G9nspZAYs58",
+        "/WhnjTKTjbgD6oM5EVKvRJyM64eGPK90n1m9AkEA1obyazVGYOGo+jeOULsZZFWNsLwiXb/pM1Cj",
+        "vBAZU2yUWTxqTuMF5yNDOAuS+nX/IifdqhpinqMLcSGdCH8pXQJAQxugLVSMu9zvx9rdLQO/wBTy",
+        "4Eu8L5bTNuadAjuXqaUY+QEYFnkFByUckL1Y4APlcnhxPEgJEB53SLJERKRfIQJAM3oiRZN9FdZQ",
+        "Y+pc3gZna2oUG+qpHHHmlYeuInyCd0BAwMD8iX10dyhBAvvUAwG5fQqv6Bd4vrRFFJqKQfWxiQJA",
+        "TVvr9sCfSVyB7mSvy28Ryfc7NunikM4f2rKEH6kUeW+dlnzhmXb1R5hfu9UQOaPIhyW70UAULKOD",
+        "LCJg+S7Ddw==",
+    );
+
+    #[test]
+    fn keys_shorter_than_2048_bits_are_refused() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(RSA_1024_PKCS8)
+            .unwrap();
+        assert!(matches!(
+            SigningKey::from_pkcs8_der(&der),
+            Err(KeyError::Rejected)
+        ));
+        let pem_text = pem::encode(&pem::Pem::new(PEM_TAG, der));
+        assert!(matches!(
+            SigningKey::from_pem(&pem_text),
+            Err(KeyError::Rejected)
+        ));
+        // A published key of 1024 bits is not a verification key either.
+        let key = SigningKey::generate().unwrap();
+        let mut short = key.jwk().clone();
+        short.n = URL_SAFE_NO_PAD.encode([0xff_u8; 128]);
+        assert!(VerificationKeys::from_jwks(&JwkSet { keys: vec![short] }).is_err());
+        assert_eq!(key.jwk().n.len(), 342, "2048-bit modulus");
+    }
 }

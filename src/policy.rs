@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::credentials::is_password_hash;
+use crate::credentials::{CLIENT_ID_PREFIX, is_password_hash};
 use crate::resources::{Resource, UrlTemplate, is_identifier};
 
 /// The OAuth grants a client may use.
@@ -301,6 +301,16 @@ impl PolicyFile {
             if !is_identifier(&account.username) || !usernames.insert(account.username.as_str()) {
                 return Err(invalid(at, "username must be a unique identifier"));
             }
+            // RFC 9700 §4.15: a client's tokens carry its generated id as `sub`, so no person
+            // may be named like one.
+            if account.username.starts_with(CLIENT_ID_PREFIX) {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "usernames starting with {CLIENT_ID_PREFIX} are reserved for client ids"
+                    ),
+                ));
+            }
             if account
                 .password_hash
                 .as_deref()
@@ -430,5 +440,20 @@ grants:
             PolicyFile::from_yaml("resources: [{ id: a, colour: red }]"),
             Err(PolicyError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn usernames_cannot_look_like_client_ids() {
+        // RFC 9700 §4.15: a client's tokens carry its generated id as `sub`.
+        let named_like_a_client = VALID
+            .replace("username: alice", "username: gh-AAAAAAAAAAAAAAAA")
+            .replace("account: alice", "account: gh-AAAAAAAAAAAAAAAA");
+        match PolicyFile::from_yaml(&named_like_a_client) {
+            Err(PolicyError::Invalid { at, .. }) => assert_eq!(at, "accounts[0]"),
+            other => panic!("a username like a client id was accepted: {other:?}"),
+        }
+        let id = crate::credentials::generate_client_id();
+        assert!(id.starts_with(CLIENT_ID_PREFIX), "{id}");
+        assert!(PolicyFile::from_yaml(&VALID.replace("alice", "gh_alice")).is_ok());
     }
 }

@@ -379,3 +379,69 @@ async fn the_sign_in_page_escapes_what_it_echoes_and_cannot_be_framed() {
     assert!(html.contains("<label for=\"password\">"));
     assert!(html.contains("autocomplete=\"current-password\""));
 }
+
+/// RFC 9700 §4.8 (PKCE downgrade) and §4.5 (code injection): a code is redeemed only with a
+/// `code_verifier` and the `redirect_uri` it was issued for; a code presented with the wrong
+/// binding is spent, so an injected code cannot be retried.
+#[tokio::test]
+async fn a_code_needs_its_verifier_and_its_redirect_uri_and_a_wrong_binding_spends_it() {
+    let g = TestGatehouse::start(&oauth_policy()).await;
+    let flow = spa(&g);
+    let spa_id = g.clients["spa-web"].id.clone();
+    let code = flow.code().await;
+    let (g, code, spa_id) = (&g, code.as_str(), spa_id.as_str());
+    let exchange = |redirect_uri: &'static str, verifier: Option<&'static str>| async move {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", spa_id),
+        ];
+        if let Some(verifier) = verifier {
+            form.push(("code_verifier", verifier));
+        }
+        g.token_request(None, &form).await
+    };
+
+    // Without a verifier: refused before the code is looked at, so it is not spent.
+    let (status, body) = exchange(SPA_REDIRECT, None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // Another redirect URI than the one the code went to.
+    let (status, body) = exchange("http://127.0.0.1/other/callback", Some(VERIFIER)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // The right binding afterwards: the code was spent by the wrong one.
+    let (status, body) = exchange(SPA_REDIRECT, Some(VERIFIER)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+/// RFC 9700 §4.2.4 and §4.12: the sign-in page and the redirect that carries the code send no
+/// referrer, and the redirect is 303 (never 307, which would repost the password).
+#[tokio::test]
+async fn sign_in_page_and_code_redirect_send_no_referrer_and_redirect_with_303() {
+    let g = TestGatehouse::start(&oauth_policy()).await;
+    let flow = spa(&g);
+    let page = browser().get(flow.authorize_url(&[])).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    // Nothing is loaded from elsewhere and no script runs, so nothing can leak the page's URL.
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+
+    let response = flow.sign_in("alice", ALICE_CANARY).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with(SPA_REDIRECT), "{location}");
+    assert!(!location.contains(ALICE_CANARY), "{location}");
+}

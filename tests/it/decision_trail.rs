@@ -88,23 +88,30 @@ async fn decision_id_joins_gatehouse_log_upstream_header_and_envoy_access_log() 
         envoy.logs_decision(&decision_id).await,
         "decision id missing from Envoy's access log"
     );
-    let mut in_gatehouse = false;
+    let mut in_gatehouse = None;
     for _ in 0..100 {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         in_gatehouse = log
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .any(|record| {
+            .find(|record| {
                 record["decision.id"] == decision_id.as_str() && record["decision"] == "Permit"
             });
-        if in_gatehouse {
+        if in_gatehouse.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        in_gatehouse,
-        "decision id missing from gatehouse's decision log"
-    );
+    let record = in_gatehouse.expect("decision id missing from gatehouse's decision log");
+    // The record names the whole tuple that was evaluated (B16).
+    for (field, value) in [
+        ("request.method", "GET"),
+        ("request.path", "/v1/invoices/inv-1001"),
+        ("resource.action", "read"),
+        ("resource.type", "invoices"),
+        ("subject", "alice"),
+    ] {
+        assert_eq!(record[field], value, "{field} in {record}");
+    }
     server.start_kill().unwrap();
 }

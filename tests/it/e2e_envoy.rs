@@ -272,3 +272,137 @@ async fn service_token_from_client_credentials_is_checked_on_the_whole_tuple() {
         .await;
     assert_eq!(status, 403, "{body}");
 }
+
+/// Sends `GET target` to Envoy byte for byte (an HTTP client library would resolve dot
+/// segments first) and returns the status Envoy answers.
+async fn raw_get(envoy: &Envoy, target: &str, authorization: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let url = envoy.url("");
+    let authority = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: {authority}\r\nauthorization: {authorization}\r\n\
+         connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).unwrap_or_default();
+    status
+        .parse()
+        .unwrap_or_else(|_| panic!("no status line: {text}"))
+}
+
+/// B16 through Envoy: targets that leave alice's invoices for the ledgers she may not read,
+/// however they are spelled, are never permitted — Envoy normalises or rejects them first, and
+/// gatehouse decides on what the upstream would serve — and none reaches the upstream.
+#[tokio::test]
+async fn non_canonical_targets_through_envoy_never_reach_what_the_token_does_not_grant() {
+    let s = stack().await;
+    let token = s
+        .gatehouse
+        .user_token("invoices-web", "alice", ALICE_PASSWORD)
+        .await;
+    let auth = bearer(token["access_token"].as_str().unwrap());
+    assert_eq!(raw_get(&s.envoy, "/v1/invoices/inv-1001", &auth).await, 200);
+    assert_eq!(s.echo.count(), 1);
+    assert_eq!(
+        raw_get(&s.envoy, "/v1/ledgers/2016-01/entries/1", &auth).await,
+        403,
+        "the canonical form is not granted"
+    );
+
+    for target in [
+        "/v1/invoices/inv-1001/../../ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001/%2e%2e/%2e%2e/ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001/%2E%2E/%2E%2E/ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001%2F..%2F..%2Fledgers/2016-01/entries/1",
+        "/v1/invoices%2F..%2Fledgers/2016-01/entries/1",
+        "//v1/ledgers/2016-01/entries/1",
+        "/v1//ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001/./../../ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001\\..\\..\\ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001%5C..%5C..%5Cledgers/2016-01/entries/1",
+        "/v1/invoices/..;/..;/ledgers/2016-01/entries/1",
+        "/v1/invoices/inv-1001%00/../../ledgers/2016-01/entries/1",
+    ] {
+        let status = raw_get(&s.envoy, target, &auth).await;
+        assert!(matches!(status, 400 | 403), "{target}: {status}");
+    }
+    assert_eq!(s.echo.count(), 1, "only the control reached the upstream");
+}
+
+/// B24 through Envoy with `validate_mutations` on: a validly signed token whose identity
+/// claims hold control bytes is refused by gatehouse (401), so no such value ever becomes a
+/// header mutation and Envoy never answers 500 because of one.
+#[tokio::test]
+async fn identity_claims_with_control_bytes_are_refused_before_they_can_become_headers() {
+    let s = stack().await;
+    let token = s
+        .gatehouse
+        .user_token("invoices-web", "alice", ALICE_PASSWORD)
+        .await;
+    let token = token["access_token"].as_str().unwrap();
+    let key = s.gatehouse.signing_key();
+    let claims = crate::support::forge::payload(token);
+    let mut hostile = Vec::new();
+    for claim in ["sub", "client_id"] {
+        for value in [
+            "alice\r\nx-admin: true",
+            "alice\nx-admin: true",
+            "alice\u{0}admin",
+            "alice\u{7f}",
+            "alic\u{e9}",
+        ] {
+            let claims = crate::support::forge::with(&claims, claim, Some(value.into()));
+            let forged = crate::support::forge::rs256(
+                &key,
+                &crate::support::forge::access_header(&key),
+                &claims,
+            );
+            hostile.push((format!("{claim} {value:?}"), forged));
+        }
+    }
+    for (case, forged) in &hostile {
+        let (status, headers, body) = s
+            .send(
+                "GET",
+                "/v1/invoices/inv-1001",
+                &[("authorization", &bearer(forged))],
+            )
+            .await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("error=\"invalid_token\""),
+            "{case}"
+        );
+        assert!(!headers.contains_key("x-admin"), "{case}");
+    }
+    assert_eq!(s.echo.count(), 0);
+
+    // The control: every decision header the upstream sees is visible ASCII.
+    let (status, _, _) = s
+        .send(
+            "GET",
+            "/v1/invoices/inv-1001",
+            &[("authorization", &bearer(token))],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let seen = s.echo.last();
+    for (name, value) in seen
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-gatehouse-"))
+    {
+        assert!(
+            !value.is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{name}: {value:?}"
+        );
+    }
+}

@@ -210,6 +210,16 @@ async fn replay_hostile_inputs(format: &str) {
         .send()
         .await
         .unwrap();
+    // B28 (d): another client's Basic credentials presenting a refresh token.
+    let canary_audit = "Audit-CANARY-3";
+    token_form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &refresh_tokens[1]),
+    ])
+    .basic_auth(&service_id, Some(canary_audit))
+    .send()
+    .await
+    .unwrap();
     // B25: Basic and a body secret at once; B27/B28: refresh grants; B29: an unknown user.
     token_form(&[
         ("grant_type", "client_credentials"),
@@ -318,6 +328,7 @@ async fn replay_hostile_inputs(format: &str) {
         canary_password.to_owned(),
         canary_refresh.to_owned(),
         canary_secret.to_owned(),
+        canary_audit.to_owned(),
         "Cookie-CANARY-4".to_owned(),
         ALICE_PASSWORD.to_owned(),
         AUDITOR_PASSWORD.to_owned(),

@@ -2,6 +2,7 @@
 //! `tests/python/check_istio.py` for Istio's), the Dockerfile lints clean (`hadolint`), and
 //! the configuration and policy the manifests ship are ones gatehouse accepts. The tools come
 //! from `.venv` (installed by `scripts/install-envoy.sh`); a missing tool fails, never skips.
+//! The security review (`docs/security.md`) names only tests and code that exist.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -251,4 +252,102 @@ async fn shipped_configurations_and_policy_are_accepted_by_gatehouse() {
                 .unwrap_or_else(|error| panic!("{file} policy.yaml: {error}"));
         }
     }
+}
+
+/// The hostile-input cases every security review must cover, by id.
+const HOSTILE_INPUT_CASES: [&str; 24] = [
+    "B01", "B02", "B05", "B06", "B07", "B08", "B10", "B12", "B13", "B15", "B16", "B18", "B19",
+    "B20", "B21", "B22", "B24", "B25", "B27", "B28", "B29", "B30", "B32", "B33",
+];
+
+/// Whether `text` (a Rust file) defines the test `name`: a function under `#[test]` or
+/// `#[tokio::test]`, or one run on both stores by `on_both_backends!`.
+fn defines_test(text: &str, name: &str) -> bool {
+    let lines: Vec<&str> = text.lines().collect();
+    let signature = format!("fn {name}(");
+    let Some(at) = lines.iter().position(|line| line.contains(&signature)) else {
+        return false;
+    };
+    let attributed = lines[at.saturating_sub(3)..at]
+        .iter()
+        .any(|line| matches!(line.trim(), "#[test]" | "#[tokio::test]"));
+    attributed || text.contains(&format!("on_both_backends!({name});"))
+}
+
+/// Whether `text` defines an item (function, type or constant) called `name`.
+fn defines_item(text: &str, name: &str) -> bool {
+    ["fn", "struct", "enum", "const", "trait"]
+        .iter()
+        .any(|kind| {
+            text.contains(&format!("{kind} {name}("))
+                || text.contains(&format!("{kind} {name} "))
+                || text.contains(&format!("{kind} {name}<"))
+                || text.contains(&format!("{kind} {name}:"))
+        })
+}
+
+/// Every code span of `docs/security.md` that names a test (`tests/…rs::name`,
+/// `src/…rs::name`) names a test that exists; every span naming a module of `src/`
+/// (`check/credential.rs`, optionally `::item`) names one that exists and holds that item;
+/// every case has a row; the README links the review.
+#[test]
+fn security_review_names_only_tests_that_exist() {
+    let review = std::fs::read_to_string(repo().join("docs/security.md")).unwrap();
+    let mut tests = 0;
+    let mut modules = 0;
+    // Code spans are the odd pieces between backticks.
+    for span in review.split('`').skip(1).step_by(2) {
+        let (file, item) = match span.split_once("::") {
+            Some((file, item)) => (file, Some(item)),
+            None => (span, None),
+        };
+        if !file.ends_with(".rs") || file.contains([' ', '<']) {
+            continue;
+        }
+        let in_tree = file.starts_with("tests/") || file.starts_with("src/");
+        match (in_tree, item) {
+            (true, Some(test)) => {
+                let text = std::fs::read_to_string(repo().join(file))
+                    .unwrap_or_else(|_| panic!("{span}: no file {file}"));
+                assert!(defines_test(&text, test), "{span}: no such test");
+                tests += 1;
+            }
+            // A module of tests or a fuzz target named without a test is a pointer, not
+            // evidence: only named tests count as such.
+            (true, None) => {}
+            _ if file.starts_with("fuzz/") || file.starts_with("examples/") => {}
+            (false, item) => {
+                let path = repo().join("src").join(file);
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|_| panic!("{span}: no module src/{file}"));
+                if let Some(item) = item {
+                    let last = item.rsplit("::").next().unwrap();
+                    assert!(defines_item(&text, last), "{span}: no {last} in src/{file}");
+                }
+                modules += 1;
+            }
+        }
+    }
+    assert!(
+        tests >= 150,
+        "only {tests} test references found: is the table intact?"
+    );
+    assert!(modules >= 30, "only {modules} module references found");
+    for case in HOSTILE_INPUT_CASES {
+        assert!(
+            review.contains(&format!("\n| {case} |")),
+            "{case} has no row"
+        );
+    }
+    for path in ["examples/auth_timing.rs", "docs/benchmarks.md"] {
+        assert!(
+            review.contains(path) && repo().join(path).exists(),
+            "{path}"
+        );
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains("(docs/security.md)"),
+        "README does not link the review"
+    );
 }

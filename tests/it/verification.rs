@@ -410,3 +410,52 @@ async fn other_token_kinds_signed_by_the_same_key_are_not_access_tokens() {
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
 }
+
+/// RFC 8725 §3.7: header and payload are UTF-8 JSON, read strictly. Invalid UTF-8, a byte-order
+/// mark, UTF-16 and lone surrogate escapes are refused even in members gatehouse does not read,
+/// under a valid signature.
+#[tokio::test]
+async fn header_and_payload_must_be_strict_utf8_json() {
+    let f = Forger::start().await;
+    let header = forge::with(&f.header(), "note", Some(json!("MARK")));
+    let claims = forge::with(&f.claims, "note", Some(json!("MARK")));
+    let (header, claims) = (header.to_string(), claims.to_string());
+    let with_bytes = |json: &str, bytes: &[u8]| {
+        let (before, after) = json.split_once("MARK").unwrap();
+        [before.as_bytes(), bytes, after.as_bytes()].concat()
+    };
+    let input =
+        |header: &[u8], claims: &[u8]| format!("{}.{}", forge::b64(header), forge::b64(claims));
+
+    // The control: the extra members themselves are harmless.
+    let plain = input(&with_bytes(&header, b"ok"), &with_bytes(&claims, b"ok"));
+    assert_permits_alice(&f.bearer(&sign_text(&f.key, &plain)).await, "control");
+
+    let utf16: Vec<u8> = claims.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let bom = [&[0xef, 0xbb, 0xbf][..], claims.as_bytes()].concat();
+    let cases = [
+        (
+            "invalid UTF-8 in the payload",
+            input(header.as_bytes(), &with_bytes(&claims, b"\xff")),
+        ),
+        (
+            "invalid UTF-8 in the header",
+            input(&with_bytes(&header, b"\xc3\x28"), claims.as_bytes()),
+        ),
+        (
+            "overlong encoding",
+            input(header.as_bytes(), &with_bytes(&claims, b"\xc0\xaf")),
+        ),
+        (
+            "lone surrogate escape",
+            input(header.as_bytes(), &with_bytes(&claims, b"\\ud800")),
+        ),
+        ("byte-order mark", input(header.as_bytes(), &bom)),
+        ("UTF-16", input(header.as_bytes(), &utf16)),
+    ];
+    for (case, text) in cases {
+        let a = f.bearer(&sign_text(&f.key, &text)).await;
+        assert_invalid_token(&a, case);
+        assert_eq!(a.reason(), "token_malformed", "{case}");
+    }
+}

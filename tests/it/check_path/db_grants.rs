@@ -193,3 +193,112 @@ async fn database_answers_are_cached_until_permissions_change() {
     );
     assert_eq!(g.grant_queries(), before + 2);
 }
+
+/// B18 (1) on literal ids: `doc-42` is granted, `DOC-42` is another resource, and no part of the
+/// path is lower-cased before matching.
+#[tokio::test]
+async fn literal_ids_in_urls_are_case_sensitive() {
+    let g = TestGatehouse::start(&policy()).await;
+    let a = token(&g, "acct-a", 100).await;
+    assert_subject(
+        &get(&g, &a, "/v1/documents/doc-42").await,
+        "acct-a",
+        "control",
+    );
+    for target in ["/v1/documents/DOC-42", "/v1/documents/Doc-42"] {
+        assert_forbidden(&get(&g, &a, target).await, "not_granted", target);
+    }
+    for target in ["/V1/Documents/DOC-42", "/V1/documents/doc-42"] {
+        assert_forbidden(&get(&g, &a, target).await, "no_matching_resource", target);
+    }
+}
+
+/// B19 (4): a grant removed in the store makes the database-path account's older token stale
+/// at once (401 with the `reauth` obligation), and a fresh token, still on the database path,
+/// is refused the removed resource by the store's answer.
+async fn removed_database_grant_makes_the_old_token_stale_and_the_new_one_forbidden(
+    backend: Backend,
+) {
+    let text = policy();
+    let g = TestGatehouse::start_on(backend, &text).await;
+    let old = token(&g, "acct-b", 101).await;
+    assert_subject(
+        &get(&g, &old, "/v1/documents/doc_1").await,
+        "acct-b",
+        "before",
+    );
+
+    // doc_1 leaves acct-b's role and 50abc joins it: still 101 grants, still the database path.
+    let revoked = text.replace("[\"doc_1\", \"50pct\",", "[\"50abc\", \"50pct\",");
+    assert_ne!(revoked, text);
+    let report = g.reapply(&revoked).await;
+    assert!(
+        report.bumped.iter().any(|s| s.id() == "acct-b"),
+        "{report:?}"
+    );
+
+    let stale = get(&g, &old, "/v1/documents/doc_1").await;
+    crate::support::assert_deny(&stale, 401);
+    assert!(
+        stale.www_authenticate().contains("error=\"invalid_token\""),
+        "{stale:?}"
+    );
+    assert_eq!(stale.reason(), "permissions_changed");
+    assert_eq!(
+        stale.body["obligations"],
+        serde_json::json!([{"type": "reauth", "reason": "permissions_changed"}])
+    );
+
+    let fresh = token(&g, "acct-b", 101).await;
+    assert_eq!(forge::payload(&fresh)["grants"], Value::from("db"));
+    let before = g.grant_queries();
+    let denied = get(&g, &fresh, "/v1/documents/doc_1").await;
+    assert_forbidden(&denied, "not_granted", "doc_1 after its grant was removed");
+    assert_eq!(g.grant_queries(), before + 1, "decided by the store");
+    assert_subject(
+        &get(&g, &fresh, "/v1/documents/50abc").await,
+        "acct-b",
+        "the grant that was added",
+    );
+}
+on_both_backends!(removed_database_grant_makes_the_old_token_stale_and_the_new_one_forbidden);
+
+/// B19 (2): with the database cut, the account whose 100 grants ride in its token is still
+/// decided (permits and denies, no query), while a database-path question fails closed (503).
+#[tokio::test]
+async fn hundred_grants_are_decided_from_the_token_while_the_database_is_cut() {
+    use crate::support::proxy::{Mode, Proxy};
+
+    if !crate::support::postgres_enabled() {
+        return;
+    }
+    let primary = TestGatehouse::start_on(Backend::Postgres, &policy()).await;
+    let url = primary.config().store.url.clone();
+    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let server = authority.rsplit('@').next().unwrap();
+    let proxy = Proxy::start(server.parse().unwrap()).await;
+    let g = primary
+        .replica(|config| {
+            config.store.url = url.replace(server, &proxy.addr.to_string());
+            config.store.query_timeout_ms = 150;
+        })
+        .await;
+    let a = token(&g, "acct-a", 100).await;
+    let b = token(&g, "acct-b", 101).await;
+
+    proxy.set(Mode::Cut);
+    let before = g.grant_queries();
+    for _ in 0..3 {
+        for target in ["/v1/documents/doc-42", "/v1/documents/fill-096"] {
+            assert_subject(&get(&g, &a, target).await, "acct-a", target);
+        }
+        let denied = get(&g, &a, "/v1/documents/doc_1").await;
+        assert_forbidden(&denied, "not_granted", "acct-a doc_1 with the database cut");
+    }
+    assert_eq!(g.grant_queries(), before, "the claims path never queries");
+
+    let unavailable = get(&g, &b, "/v1/documents/doc_1").await;
+    crate::support::assert_deny(&unavailable, 503);
+    assert_eq!(unavailable.reason(), "store_unavailable");
+    proxy.set(Mode::Pass);
+}

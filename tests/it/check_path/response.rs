@@ -231,3 +231,31 @@ async fn permit_close_to_expiry_carries_the_token_expiring_obligation() {
         "{a:?}"
     );
 }
+
+/// The realm is copied into every challenge: a value that could end its quoted string or start
+/// another header line is a configuration error, never a broken `WWW-Authenticate`.
+#[test]
+fn realm_that_could_break_the_challenge_is_refused() {
+    use gatehouse::config::{Config, ConfigError};
+
+    for realm in [
+        "",
+        "a\"b",
+        "a\\b",
+        "api\r\nx-admin: true",
+        "api\n",
+        "api\u{0}",
+        "api\u{7f}",
+        "caf\u{e9}",
+    ] {
+        let mut config = Config::default();
+        config.check.realm = realm.into();
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "check.realm", "{realm:?}"),
+            other => panic!("realm {realm:?} accepted: {other:?}"),
+        }
+    }
+    let mut config = Config::default();
+    config.check.realm = "orders api (v1)".into();
+    assert!(config.validate().is_ok());
+}

@@ -306,3 +306,42 @@ async fn grants_claim_must_be_a_list_of_ids_or_the_database_marker() {
     crate::support::assert_deny(&a, 403);
     assert_eq!(a.reason(), "not_granted");
 }
+
+/// B24 for the other claims copied into headers and logs: `client_id` becomes
+/// `x-gatehouse-client-id`, `jti` is logged and listed as revoked. Both obey the rule `sub` does.
+#[tokio::test]
+async fn client_id_and_jti_must_be_short_visible_ascii_strings() {
+    let f = Forger::start().await;
+    let refused = [
+        json!("web\r\nx-admin: true"),
+        json!("web\nx-admin: true"),
+        json!("web\u{0}admin"),
+        json!("web\u{7f}"),
+        json!("web client"),
+        json!("caf\u{e9}"),
+        json!("w".repeat(256)),
+        json!(""),
+        json!(12345),
+        json!({"a": 1}),
+        json!(null),
+    ];
+    for claim in ["client_id", "jti"] {
+        for value in &refused {
+            let a = f.bearer(&f.with_claim(claim, Some(value.clone()))).await;
+            let case = format!("{claim} {:.40}", value.to_string());
+            assert_invalid_token(&a, &case);
+            assert_eq!(a.reason(), "token_claims_invalid", "{case}");
+        }
+        assert_invalid_token(&f.bearer(&f.with_claim(claim, None)).await, claim);
+    }
+    // The longest accepted value, and every permitted header value is visible ASCII.
+    let longest = f.with_claim("jti", Some(json!("j".repeat(255))));
+    let a = f.bearer(&longest).await;
+    assert_permits_alice(&a, "jti of 255 bytes");
+    for (name, value) in &a.headers {
+        assert!(
+            value.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{name}: {value:?}"
+        );
+    }
+}
