@@ -43,6 +43,9 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope")]
     InvalidScope,
+    /// RFC 8707 §2: a `resource` this issuer does not mint tokens for.
+    #[error("invalid_target")]
+    InvalidTarget,
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
     /// Too many failed attempts for this client id or username: refused before any check,
@@ -67,6 +70,7 @@ impl OAuthError {
             OAuthError::UnauthorizedClient => "unauthorized_client",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidTarget => "invalid_target",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::ServerError => "server_error",
             OAuthError::Throttled {
@@ -99,6 +103,9 @@ impl OAuthError {
             OAuthError::InvalidClient => Some("client authentication failed"),
             OAuthError::UnauthorizedClient => Some("the client may not use this grant type"),
             OAuthError::InvalidScope => Some("the requested scope is not allowed for this client"),
+            OAuthError::InvalidTarget => {
+                Some("resource must be the audience this issuer mints tokens for")
+            }
             OAuthError::Throttled { .. } => Some("too many failed attempts; retry later"),
             _ => None,
         }
@@ -215,6 +222,14 @@ impl Issuer {
         }
         if !client.grant_types.contains(&grant_type) {
             return Err(OAuthError::UnauthorizedClient);
+        }
+        // RFC 8707: `resource` may narrow the audience; this issuer mints for one audience, so
+        // the only resource it accepts is that audience itself.
+        if form
+            .get("resource")
+            .is_some_and(|resource| resource != self.settings.audience)
+        {
+            return Err(OAuthError::InvalidTarget);
         }
         match grant_type {
             GrantType::ClientCredentials => self.client_credentials(client, &form).await,

@@ -363,3 +363,37 @@ async fn b29_credential_failures_are_identical_and_malformed_input_is_invalid_re
     .await;
     assert_eq!(answer.0, 200);
 }
+
+/// RFC 8707: `resource` may only name the audience gatehouse mints for; anything else is
+/// `invalid_target` and mints nothing.
+#[tokio::test]
+async fn resource_indicator_narrows_to_the_configured_audience_or_is_invalid_target() {
+    let g = TestGatehouse::start(&oauth_policy()).await;
+    let reports = &g.clients["svc-reports"];
+    let basic = Some((reports.id.as_str(), reports.secret.as_deref().unwrap()));
+
+    let (status, body) = g
+        .token_request(
+            basic,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "invoices-api"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(crate::support::forge::payload(token)["aud"], "invoices-api");
+
+    for resource in ["https://other.example/api", "invoices-api/", "INVOICES-API"] {
+        let (status, body) = g
+            .token_request(
+                basic,
+                &[("grant_type", "client_credentials"), ("resource", resource)],
+            )
+            .await;
+        assert_eq!(status, 400, "{resource}");
+        assert_eq!(body["error"], "invalid_target", "{resource}");
+        assert!(body.get("access_token").is_none());
+    }
+}
