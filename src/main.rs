@@ -107,7 +107,9 @@ enum KeysAction {
     List,
     /// Remove a key at once (emergency): it leaves /jwks and its tokens are refused.
     Drop {
-        /// The key's `kid`, as `gatehouse keys list` shows it.
+        /// The key's `kid`, as `gatehouse keys list` shows it. A thumbprint may begin with
+        /// `-`, so the value is never read as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }

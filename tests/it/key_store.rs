@@ -264,3 +264,12 @@ async fn the_keys_command_rotates_lists_and_drops_while_gatehouse_runs() {
     let (ok, only) = keys_command(&g, &["drop", &k2]).await;
     assert!(!ok && only.contains("only key"), "{only}");
 }
+
+/// A `kid` is a base64url thumbprint and may begin with `-`: the command reads it as the kid,
+/// never as an option.
+#[tokio::test]
+async fn a_kid_beginning_with_a_hyphen_is_read_as_a_kid() {
+    let g = TestGatehouse::start(&example_policy()).await;
+    let (ok, refused) = keys_command(&g, &["drop", "-e0K2wQ"]).await;
+    assert!(!ok && refused.contains("no key -e0K2wQ"), "{refused}");
+}
