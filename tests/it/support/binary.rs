@@ -28,7 +28,7 @@ pub fn created_client_id(apply_output: &str, name: &str) -> String {
 /// Waits until the gatehouse whose HTTP listener is on `port` answers `/readyz` with 200.
 pub async fn wait_ready(port: u16) {
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(response) = client
             .get(format!("http://127.0.0.1:{port}/readyz"))
             .send()
