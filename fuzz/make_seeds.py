@@ -183,6 +183,30 @@ def jwt_claims() -> None:
         write("jwt_claims", name, value)
 
 
+def jwks_fetched() -> None:
+    jwk = {"kty": "RSA", "kid": KID, "use": "sig", "alg": "RS256", "n": N, "e": E}
+    short = dict(jwk, kid="short", n=b64u(b"\xff" * 128))
+    odd = [
+        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+        dict(jwk, use="enc"),
+        dict(jwk, alg="RS512"),
+        short,
+        dict(jwk, kid=""),
+        "not an object",
+        {k: v for k, v in jwk.items() if k != "alg"},
+    ]
+    seeds = {
+        "one-key": {"keys": [jwk]},
+        "odd-members": {"keys": odd + [jwk]},
+        "only-odd-members": {"keys": odd},
+        "repeated-kid": {"keys": [jwk, dict(jwk, e="Aw")]},
+        "empty": {"keys": []},
+        "not-a-set": [jwk],
+    }
+    for name, value in seeds.items():
+        write("jwks_fetched", name, compact(value))
+
+
 def path_and_tuple() -> None:
     """Lines: method, target, host, type, name, template."""
     paths = {
@@ -261,6 +285,8 @@ def token_form() -> None:
         "b29-empty-value": f"{reports}\ngrant_type=password&username=alice&password=",
         "broken-base64": "Basic !!!\ngrant_type=%zz&&=x&scope",
         "no-colon": "Basic " + base64.b64encode(b"nocolon").decode() + "\n",
+        # An `&` inside the secret is data (it once ended the secret early).
+        "basic-ampersand-in-secret": basic("svc-reports", "S3cret-CANARY-2&x") + "\n",
     }
     for name, value in seeds.items():
         write("token_form", name, value)
@@ -324,6 +350,7 @@ def main() -> None:
         "authorization_header",
         "jwt_verify",
         "jwt_claims",
+        "jwks_fetched",
         "path_and_tuple",
         "check_request",
         "token_form",
@@ -334,6 +361,7 @@ def main() -> None:
     authorization_header()
     jwt_verify()
     jwt_claims()
+    jwks_fetched()
     path_and_tuple()
     check_request()
     token_form()

@@ -42,7 +42,7 @@ fi
 # The dictionary each target mutates with.
 dictionary() {
     case "$1" in
-    jwt_verify | jwt_claims) echo dict/jwt.dict ;;
+    jwt_verify | jwt_claims | jwks_fetched) echo dict/jwt.dict ;;
     authorization_header | path_and_tuple | check_request) echo dict/request.dict ;;
     token_form) echo dict/form.dict ;;
     policy_file) echo dict/policy.dict ;;
