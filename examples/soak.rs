@@ -8,8 +8,9 @@
 //! (`gatehouse apply`) every `--apply-every` seconds: alice may read invoices under the first
 //! and not under the second, so her newest token must be permitted or denied 403 by turns and
 //! her previous one denied 401 as stale. Prints one row per `--window` (requests, errors,
-//! latency percentiles, gatehouse RSS, events) and a summary; exits 1 on any error: a wrong
-//! decision, an unexpected status, or an admin step that did not take effect.
+//! latency percentiles, gatehouse's RSS and CPU use, the machine's load average, events) and a
+//! summary; exits 1 on any error: a wrong decision, an unexpected status, or an admin step that
+//! did not take effect.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -112,6 +113,10 @@ struct Window {
     dropped: u64,
     events: Vec<String>,
     rss_kib: u64,
+    /// gatehouse's CPU time (clock ticks) at the window's first and last sample, and when.
+    cpu: Option<((u64, Instant), (u64, Instant))>,
+    /// The machine's highest one-minute load average during the window.
+    load: f64,
 }
 
 struct Soak {
@@ -182,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(renew(soak.clone()));
     tasks.spawn(admin(soak.clone()));
-    tasks.spawn(sample_rss(soak.clone()));
+    tasks.spawn(sample_process(soak.clone()));
     tasks.spawn(report_rows(soak.clone()));
     load(&soak).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -612,17 +617,50 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn sample_rss(soak: Arc<Soak>) {
+/// gatehouse's CPU time so far (user and system), in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The machine's one-minute load average.
+fn load_average() -> Option<f64> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// Samples gatehouse's memory and CPU time, and the machine's load, every second.
+async fn sample_process(soak: Arc<Soak>) {
     loop {
-        if let Some(kib) = rss_kib(soak.args.gatehouse_pid) {
-            let mut window = soak.windows[soak.now_window()]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            window.rss_kib = window.rss_kib.max(kib);
-        } else {
-            soak.error("gatehouse is gone".into());
+        let pid = soak.args.gatehouse_pid;
+        match (rss_kib(pid), cpu_ticks(pid)) {
+            (Some(kib), Some(ticks)) => {
+                let mut window = soak.windows[soak.now_window()]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                window.rss_kib = window.rss_kib.max(kib);
+                let now = (ticks, Instant::now());
+                window.cpu = Some(window.cpu.map_or((now, now), |(first, _)| (first, now)));
+                window.load = window.load.max(load_average().unwrap_or(0.0));
+            }
+            _ => soak.error("gatehouse is gone".into()),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// gatehouse's CPU use during the window, in percent of one core (100 ticks per second, as
+/// Linux reports them everywhere).
+fn cpu_percent(window: &Window) -> f64 {
+    match window.cpu {
+        Some(((first, at), (last, then))) if then > at => {
+            (last - first) as f64 / (then - at).as_secs_f64()
+        }
+        _ => f64::NAN,
     }
 }
 
@@ -637,7 +675,7 @@ fn row(index: usize, window: &mut Window, seconds: u64) -> String {
     window.latencies_us.sort_unstable();
     let l = &window.latencies_us;
     format!(
-        "| {:>3}–{:<3} | {:>6} | {:>6} | {:>6} | {:>3} | {:>3} | {:>6.2} | {:>6.2} | {:>6.2} | {:>7.2} | {:>5.1} | {} |",
+        "| {:>3}–{:<3} | {:>6} | {:>6} | {:>6} | {:>3} | {:>3} | {:>6.2} | {:>6.2} | {:>6.2} | {:>7.2} | {:>5.1} | {:>4.0} | {:>4.1} | {} |",
         index as u64 * seconds,
         (index as u64 + 1) * seconds,
         l.len(),
@@ -650,11 +688,13 @@ fn row(index: usize, window: &mut Window, seconds: u64) -> String {
         percentile(l, 0.99),
         l.last().map_or(f64::NAN, |max| *max as f64 / 1000.0),
         window.rss_kib as f64 / 1024.0,
+        cpu_percent(window),
+        window.load,
         window.events.join("; "),
     )
 }
 
-const HEADER: &str = "| seconds | requests | permits | denies | errors | dropped | p50 ms | p90 ms | p99 ms | max ms | RSS MiB | events |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
+const HEADER: &str = "| seconds | requests | permits | denies | errors | dropped | p50 ms | p90 ms | p99 ms | max ms | RSS MiB | CPU % | load | events |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
 
 /// Prints each row once its window (and its requests' answers) is over.
 async fn report_rows(soak: Arc<Soak>) {
