@@ -6,11 +6,12 @@
 //! they are stored as HMAC-SHA-256 keyed with the client id, which binds each digest to its
 //! client. Both are compared in constant time.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -113,13 +114,50 @@ fn verify_against_dummy(password: &str) {
     }
 }
 
-/// The one place a password meets argon2.
+thread_local! {
+    /// argon2's working memory (19 MiB at the default cost), kept by each thread that verifies
+    /// passwords and reused by its next verification: allocated afresh each time, the
+    /// allocator kept several copies per thread.
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The one place a password meets argon2: `hash`'s algorithm, version and parameters applied
+/// to `password` and its salt, the output compared in constant time. Equivalent to
+/// `PasswordVerifier::verify_password`, but in this thread's reused working memory.
 fn argon2_verify(password: &str, hash: &PasswordHash<'_>) -> bool {
     #[cfg(test)]
     tests::ARGON2_RUNS.with(|runs| runs.set(runs.get() + 1));
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(hash))
+    else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let mut salt_bytes = [0u8; Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = ARGON2_MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut computed,
+            &mut memory[..blocks],
+        )
+    });
+    hashed.is_ok() && bool::from(computed.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -215,6 +253,48 @@ mod tests {
         assert!(!verify_client_secret("gh-a", "wrong", &stored));
         assert!(!verify_client_secret("gh-a", secret.expose(), &[]));
         assert_eq!(secret.expose().len(), 43);
+    }
+
+    #[test]
+    fn verification_agrees_with_the_argon2_crate_whatever_the_hash_parameters() {
+        use argon2::password_hash::PasswordVerifier;
+
+        let kinds = [
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(8, 1, 1, None),
+            ),
+            (
+                Algorithm::Argon2i,
+                Version::V0x10,
+                Params::new(16, 2, 2, Some(16)),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x13,
+                Params::new(32, 1, 4, Some(64)),
+            ),
+        ];
+        for (algorithm, version, params) in kinds {
+            let argon2 = Argon2::new(algorithm, version, params.unwrap());
+            let salt = SaltString::generate(&mut OsRng);
+            let phc = argon2
+                .hash_password(b"P@ss-CANARY-1", &salt)
+                .unwrap()
+                .to_string();
+            let hash = PasswordHash::new(&phc).unwrap();
+            for candidate in ["P@ss-CANARY-1", "P@ss-CANARY-2", ""] {
+                let reference = Argon2::default()
+                    .verify_password(candidate.as_bytes(), &hash)
+                    .is_ok();
+                assert_eq!(argon2_verify(candidate, &hash), reference, "{phc}");
+            }
+            assert!(argon2_verify("P@ss-CANARY-1", &hash), "{phc}");
+        }
+        // The kept memory grows to fit a larger cost than the ones before.
+        let phc = hash_password("P@ss-CANARY-1").unwrap();
+        assert!(verify_password(Some(&phc), "P@ss-CANARY-1"));
     }
 
     #[test]

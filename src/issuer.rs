@@ -6,6 +6,7 @@
 mod client_auth;
 mod code;
 mod introspect;
+mod password_threads;
 mod refresh;
 mod request;
 mod throttle;
@@ -316,11 +317,10 @@ impl Issuer {
             .and_then(|a| a.password_hash.as_ref())
             .map(|hash| hash.expose().to_owned());
         let password = password.to_owned();
-        // argon2 is deliberately slow: keep it off the async workers.
-        let matches =
-            tokio::task::spawn_blocking(move || verify_password(hash.as_deref(), &password))
-                .await
-                .map_err(|_| OAuthError::ServerError)?;
+        // argon2 is deliberately slow and large: off the async workers, on threads of its own.
+        let matches = password_threads::run(move || verify_password(hash.as_deref(), &password))
+            .await
+            .ok_or(OAuthError::ServerError)?;
         match account {
             Some(account) if matches && !account.disabled => Ok(account),
             _ => Err(OAuthError::InvalidGrant),

@@ -11,7 +11,7 @@ use crate::revocation::{post_form, revoke};
 use crate::support::{ALICE_CANARY, Backend, TestGatehouse, forge, on_both_backends};
 
 /// `/introspect` of `token` as the confidential client `client`; asserts 200 and no-store.
-async fn introspect(g: &TestGatehouse, client: &str, token: &str) -> Value {
+pub(crate) async fn introspect(g: &TestGatehouse, client: &str, token: &str) -> Value {
     let (status, headers, body) = post_form(
         g,
         "/introspect",

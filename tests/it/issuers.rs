@@ -39,8 +39,14 @@ const PROMPTLY: Duration = Duration::from_millis(1500);
 #[derive(Debug, Clone)]
 pub enum Behaviour {
     Serve(Vec<Jwk>),
+    /// 503.
     Unavailable,
+    /// 500.
+    Failing,
+    /// Accept the request and never answer.
     Hang,
+    /// Serve these keys, after this delay.
+    Slow(Duration, Vec<Jwk>),
 }
 
 #[derive(Debug)]
@@ -104,7 +110,12 @@ async fn serve_jwks(State(state): State<Arc<MockState>>) -> Response {
     match behaviour {
         Behaviour::Serve(keys) => axum::Json(JwkSet { keys }).into_response(),
         Behaviour::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        Behaviour::Failing => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::Slow(delay, keys) => {
+            tokio::time::sleep(delay).await;
+            axum::Json(JwkSet { keys }).into_response()
+        }
     }
 }
 

@@ -288,27 +288,7 @@ async fn revocations_survive_a_restart(backend: Backend) {
     .await;
 
     // Stop this gatehouse and start another on the same store.
-    let TestGatehouse {
-        running,
-        dir,
-        clock,
-        clients,
-        http,
-        database,
-    } = g;
-    let config = running.gatehouse.config.clone();
-    running.stop().await;
-    let running = gatehouse::server::spawn(config, clock.clone())
-        .await
-        .unwrap();
-    let g = TestGatehouse {
-        running,
-        dir,
-        clock,
-        clients,
-        http,
-        database,
-    };
+    let g = g.restart().await;
 
     assert_revoked(&check_document(&g, "GET", access).await);
     assert_revoked(&check_document(&g, "GET", str_of(&alice, "access_token")).await);

@@ -169,6 +169,30 @@ impl TestGatehouse {
         }
     }
 
+    /// Stops this gatehouse and starts another with the same configuration on the same store,
+    /// as a restart of the process would.
+    pub async fn restart(self) -> Self {
+        let Self {
+            running,
+            dir,
+            clock,
+            clients,
+            http,
+            database,
+        } = self;
+        let config = running.gatehouse.config.clone();
+        running.stop().await;
+        let running = spawn(config, clock.clone()).await.unwrap();
+        Self {
+            running,
+            dir,
+            clock,
+            clients,
+            http,
+            database,
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.running.gatehouse.config
     }

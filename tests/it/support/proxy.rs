@@ -16,7 +16,12 @@ pub enum Mode {
     Pass,
     /// Forward, but hold every chunk this long first.
     Delay(Duration),
-    /// Drop every open connection and refuse new ones.
+    /// A network partition: connections stay open (new ones are accepted) but nothing passes
+    /// until the mode changes; what was held back is delivered then, as TCP would once the
+    /// partition heals.
+    Blackhole,
+    /// Drop every open connection and refuse new ones: a server that went away, as during a
+    /// restart.
     Cut,
 }
 
@@ -89,6 +94,10 @@ async fn pump(
         let current = *mode.borrow();
         if let Mode::Delay(delay) = current {
             tokio::time::sleep(delay).await;
+        }
+        if current == Mode::Blackhole {
+            let mut mode = mode.clone();
+            let _ = mode.wait_for(|m| *m != Mode::Blackhole).await;
         }
         if to.write_all(&buffer[..read]).await.is_err() {
             return;
