@@ -221,11 +221,7 @@ impl Issuer {
         let grant_type = form
             .get("grant_type")
             .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-        // Read before any cached record, so that no record older than it is served.
-        let generation = self.store.generation().await?;
-        let client = self
-            .authenticate_client_at(generation, authorization, &form)
-            .await?;
+        let (client, generation) = self.authenticate(authorization, &form).await?;
         let grant_type = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
         if grant_type == GrantType::RefreshToken && client.kind == ClientKind::Public {
             // RFC 9700 §4.14.2: refreshing needs an authenticated (confidential) client.

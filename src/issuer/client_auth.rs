@@ -15,29 +15,27 @@ impl Issuer {
         authorization: &[&str],
         form: &TokenForm,
     ) -> Result<ClientRecord, OAuthError> {
-        let generation = self.store.generation().await?;
-        self.authenticate_client_at(generation, authorization, form)
-            .await
+        Ok(self.authenticate(authorization, form).await?.0)
     }
 
-    /// [`Self::authenticate_client`] with the store generation the caller read first: the
-    /// client record comes from the issuer's cache for that generation.
-    pub(super) async fn authenticate_client_at(
+    /// [`Self::authenticate_client`], with the store generation read before the client
+    /// record (which comes from the issuer's cache for that generation).
+    pub(super) async fn authenticate(
         &self,
-        generation: i64,
         authorization: &[&str],
         form: &TokenForm,
-    ) -> Result<ClientRecord, OAuthError> {
+    ) -> Result<(ClientRecord, i64), OAuthError> {
         match authorization {
             [] => {
                 let client_id = form.get("client_id").ok_or(OAuthError::InvalidClient)?;
+                let generation = self.store.generation().await?;
                 match self
                     .cache
                     .client(&self.store, generation, client_id)
                     .await?
                 {
                     Some(client) if client.kind == ClientKind::Public && !client.disabled => {
-                        Ok(client)
+                        Ok((client, generation))
                     }
                     _ => Err(OAuthError::InvalidClient),
                 }
@@ -53,8 +51,10 @@ impl Issuer {
                     ));
                 }
                 let key = ThrottleKey::client(&basic.client_id);
-                self.throttled(key, self.check_client_secret(generation, &basic))
-                    .await
+                self.throttled_at(key, |generation| {
+                    self.check_client_secret(generation, &basic)
+                })
+                .await
             }
             _ => Err(OAuthError::InvalidRequest(
                 "more than one authorization header",
