@@ -3,6 +3,7 @@
 //! This layer knows OAuth and the store trait, not HTTP: the adapter hands it the
 //! `authorization` values and the form body, and maps [`OAuthError`] onto a response.
 
+mod cache;
 mod client_auth;
 mod code;
 mod introspect;
@@ -13,6 +14,7 @@ mod throttle;
 
 use std::sync::Arc;
 
+pub use cache::IssuerCache;
 pub use code::{AuthorizationRequest, AuthorizeError, SignInFailure};
 pub use introspect::{Introspection, Revocation};
 pub use request::{BasicCredentials, TokenForm, parse_basic};
@@ -173,6 +175,9 @@ struct Minting {
     pver: u64,
     /// For account tokens, the client's permission version.
     cver: Option<u64>,
+    /// The store generation read at the start of the request, when the caller read one: the
+    /// granted resources then come from [`IssuerCache`].
+    generation: Option<i64>,
     scopes: Vec<String>,
     grant_type: GrantType,
     /// Set on user grants: an ID token is added when `openid` is among the scopes.
@@ -196,6 +201,8 @@ pub struct Issuer {
     pub store: Arc<dyn Store>,
     pub key: Arc<SigningKeys>,
     pub clock: Arc<dyn Clock>,
+    /// Client records and granted resources per store generation.
+    pub cache: IssuerCache,
 }
 
 impl Issuer {
@@ -215,7 +222,7 @@ impl Issuer {
         let grant_type = form
             .get("grant_type")
             .ok_or(OAuthError::InvalidRequest("grant_type is required"))?;
-        let client = self.authenticate_client(authorization, &form).await?;
+        let (client, generation) = self.authenticate(authorization, &form).await?;
         let grant_type = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
         if grant_type == GrantType::RefreshToken && client.kind == ClientKind::Public {
             // RFC 9700 §4.14.2: refreshing needs an authenticated (confidential) client.
@@ -233,7 +240,9 @@ impl Issuer {
             return Err(OAuthError::InvalidTarget);
         }
         match grant_type {
-            GrantType::ClientCredentials => self.client_credentials(client, &form).await,
+            GrantType::ClientCredentials => {
+                self.client_credentials(client, generation, &form).await
+            }
             GrantType::Password => self.password(client, &form).await,
             GrantType::AuthorizationCode => self.authorization_code(client, &form).await,
             GrantType::RefreshToken => self.refresh(client, &form).await,
@@ -244,6 +253,7 @@ impl Issuer {
     async fn client_credentials(
         &self,
         client: ClientRecord,
+        generation: i64,
         form: &TokenForm,
     ) -> Result<Issued, OAuthError> {
         let scopes = allowed_scopes(&client, form.get("scope"), false)?;
@@ -254,6 +264,7 @@ impl Issuer {
             subject,
             pver: version,
             cver: None,
+            generation: Some(generation),
             scopes,
             grant_type: GrantType::ClientCredentials,
             openid: None,
@@ -278,6 +289,7 @@ impl Issuer {
                 subject: Subject::Account(account.username),
                 pver: account.version,
                 cver,
+                generation: None,
                 scopes,
                 grant_type: GrantType::Password,
                 openid: Some(OpenIdRequest {
@@ -334,16 +346,23 @@ impl Issuer {
             subject,
             pver,
             cver,
+            generation,
             scopes,
             grant_type,
             openid,
         } = minting;
-        let resources: Vec<Resource> = self
-            .store
-            .granted_resources(&subject)
-            .await?
-            .into_iter()
+        let granted = match generation {
+            Some(generation) => {
+                self.cache
+                    .granted_resources(&self.store, generation, &subject)
+                    .await?
+            }
+            None => Arc::new(self.store.granted_resources(&subject).await?),
+        };
+        let resources: Vec<Resource> = granted
+            .iter()
             .filter(|resource| scopes.contains(&resource.kind))
+            .cloned()
             .collect();
         let grants = if resources.len() <= self.settings.grants_in_token_max {
             Grants::Listed(resources.iter().map(|r| r.id.clone()).collect())

@@ -22,7 +22,7 @@ use crate::check::{AccessRequest, CheckSettings, Context, Step, evaluate_with};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::Checked;
-use crate::issuer::Issuer;
+use crate::issuer::{Issuer, IssuerCache};
 use crate::jwks::TrustedIssuers;
 use crate::keys::{JwkSet, KeyError, SigningKey};
 use crate::store::postgres::PostgresStore;
@@ -349,6 +349,7 @@ async fn own_issuer(
         store: store.clone(),
         key: own.keys.clone(),
         clock: clock.clone(),
+        cache: IssuerCache::default(),
     };
     let trusted = TrustedIssuer {
         policy: config.own_verify_policy(),

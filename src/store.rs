@@ -191,6 +191,16 @@ pub trait Store:
     /// A number that changes whenever anything the check path depends on changes.
     async fn generation(&self) -> Result<i64, StoreError>;
 
+    /// The generation and `key`'s failure record, read together (one round trip where the
+    /// backend can), the generation no later than the record.
+    async fn generation_and_throttle_state(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<(i64, Option<FailureRecord>), StoreError> {
+        let generation = self.generation().await?;
+        Ok((generation, self.throttle_state(key).await?))
+    }
+
     /// Resources and permission versions for the in-memory snapshot.
     async fn snapshot(&self) -> Result<SnapshotData, StoreError>;
 

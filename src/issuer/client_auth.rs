@@ -15,12 +15,27 @@ impl Issuer {
         authorization: &[&str],
         form: &TokenForm,
     ) -> Result<ClientRecord, OAuthError> {
+        Ok(self.authenticate(authorization, form).await?.0)
+    }
+
+    /// [`Self::authenticate_client`], with the store generation read before the client
+    /// record (which comes from the issuer's cache for that generation).
+    pub(super) async fn authenticate(
+        &self,
+        authorization: &[&str],
+        form: &TokenForm,
+    ) -> Result<(ClientRecord, i64), OAuthError> {
         match authorization {
             [] => {
                 let client_id = form.get("client_id").ok_or(OAuthError::InvalidClient)?;
-                match self.store.client(client_id).await? {
+                let generation = self.store.generation().await?;
+                match self
+                    .cache
+                    .client(&self.store, generation, client_id)
+                    .await?
+                {
                     Some(client) if client.kind == ClientKind::Public && !client.disabled => {
-                        Ok(client)
+                        Ok((client, generation))
                     }
                     _ => Err(OAuthError::InvalidClient),
                 }
@@ -36,7 +51,10 @@ impl Issuer {
                     ));
                 }
                 let key = ThrottleKey::client(&basic.client_id);
-                self.throttled(key, self.check_client_secret(&basic)).await
+                self.throttled_at(key, |generation| {
+                    self.check_client_secret(generation, &basic)
+                })
+                .await
             }
             _ => Err(OAuthError::InvalidRequest(
                 "more than one authorization header",
@@ -48,9 +66,13 @@ impl Issuer {
     /// grace period, its previous one; an unknown client costs the same digest.
     async fn check_client_secret(
         &self,
+        generation: i64,
         basic: &BasicCredentials,
     ) -> Result<ClientRecord, OAuthError> {
-        let client = self.store.client(&basic.client_id).await?;
+        let client = self
+            .cache
+            .client(&self.store, generation, &basic.client_id)
+            .await?;
         let now = self.clock.now();
         let current = client
             .as_ref()

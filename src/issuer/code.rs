@@ -264,6 +264,7 @@ impl Issuer {
                 subject: Subject::Account(account.username),
                 pver: account.version,
                 cver,
+                generation: None,
                 scopes,
                 grant_type: GrantType::AuthorizationCode,
                 openid: Some(OpenIdRequest {

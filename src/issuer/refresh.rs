@@ -167,6 +167,7 @@ impl Issuer {
                 subject: Subject::Account(account.username),
                 pver: account.version,
                 cver,
+                generation: None,
                 scopes,
                 grant_type: GrantType::RefreshToken,
                 // No new ID token on refresh: the person did not sign in again.

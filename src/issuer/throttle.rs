@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::{Issuer, OAuthError};
-use crate::store::{ThrottleKey, ThrottleKind};
+use crate::store::{FailureRecord, ThrottleKey, ThrottleKind};
 
 /// One failed check in this many also deletes the records that no longer count, so that
 /// guessed usernames do not accumulate.
@@ -23,22 +23,59 @@ impl Issuer {
         check: impl Future<Output = Result<T, OAuthError>>,
     ) -> Result<T, OAuthError> {
         let record = self.store.throttle_state(&key).await?;
-        if let Some(seconds) = record.and_then(|record| record.locked_for(self.clock.now())) {
-            return Err(OAuthError::Throttled {
+        self.refuse_if_locked(&key, record)?;
+        let outcome = check.await;
+        self.count(&key, record.is_some(), &outcome).await?;
+        outcome
+    }
+
+    /// [`Self::throttled`] for a check that reads cached records: the store generation comes
+    /// in the same read as the key's record, and is handed to `check` and returned with its
+    /// result.
+    pub(super) async fn throttled_at<T, F>(
+        &self,
+        key: ThrottleKey,
+        check: impl FnOnce(i64) -> F,
+    ) -> Result<(T, i64), OAuthError>
+    where
+        F: Future<Output = Result<T, OAuthError>>,
+    {
+        let (generation, record) = self.store.generation_and_throttle_state(&key).await?;
+        self.refuse_if_locked(&key, record)?;
+        let outcome = check(generation).await;
+        self.count(&key, record.is_some(), &outcome).await?;
+        outcome.map(|value| (value, generation))
+    }
+
+    fn refuse_if_locked(
+        &self,
+        key: &ThrottleKey,
+        record: Option<FailureRecord>,
+    ) -> Result<(), OAuthError> {
+        match record.and_then(|record| record.locked_for(self.clock.now())) {
+            Some(seconds) => Err(OAuthError::Throttled {
                 kind: key.kind,
                 retry_after: seconds,
-            });
+            }),
+            None => Ok(()),
         }
+    }
 
-        let outcome = check.await;
-        match &outcome {
-            Ok(_) if record.is_some() => self.store.clear_failures(&key).await?,
+    /// Counts a failure, or clears the count after a success when there was one.
+    async fn count<T>(
+        &self,
+        key: &ThrottleKey,
+        had_record: bool,
+        outcome: &Result<T, OAuthError>,
+    ) -> Result<(), OAuthError> {
+        match outcome {
+            Ok(_) if had_record => self.store.clear_failures(key).await?,
             Err(OAuthError::InvalidClient | OAuthError::InvalidGrant) => {
-                self.count_failure(&key).await?;
+                self.count_failure(key).await?;
             }
             _ => {}
         }
-        outcome
+        Ok(())
     }
 
     async fn count_failure(&self, key: &ThrottleKey) -> Result<(), OAuthError> {

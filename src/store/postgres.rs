@@ -21,8 +21,9 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::watch;
 
 use super::{
-    AccountRecord, ApplyReport, ClientRecord, GrantRow, PreparedClient, SnapshotData, Store,
-    StoreError, StoreStats, grant_rows, group_roles, previous_secret, subject_from,
+    AccountRecord, ApplyReport, ClientRecord, FailureRecord, GrantRow, PreparedClient,
+    SnapshotData, Store, StoreError, StoreStats, ThrottleKey, grant_rows, group_roles,
+    previous_secret, subject_from,
 };
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -177,6 +178,13 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(unavailable)
+    }
+
+    async fn generation_and_throttle_state(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<(i64, Option<FailureRecord>), StoreError> {
+        throttle::generation_and_state(&self.pool, key).await
     }
 
     async fn snapshot(&self) -> Result<SnapshotData, StoreError> {

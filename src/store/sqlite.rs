@@ -14,8 +14,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AccountRecord, ApplyReport, ClientRecord, GrantRow, PreparedClient, SnapshotData, Store,
-    StoreError, StoreStats, grant_rows, group_roles, previous_secret, subject_from,
+    AccountRecord, ApplyReport, ClientRecord, FailureRecord, GrantRow, PreparedClient,
+    SnapshotData, Store, StoreError, StoreStats, ThrottleKey, grant_rows, group_roles,
+    previous_secret, subject_from,
 };
 use crate::catalogue::Subject;
 use crate::policy::{ClientKind, GrantType, PolicyFile, RouteSpec};
@@ -140,6 +141,13 @@ impl Store for SqliteStore {
         value
             .parse()
             .map_err(|_| StoreError::Inconsistent("generation is not a number".into()))
+    }
+
+    async fn generation_and_throttle_state(
+        &self,
+        key: &ThrottleKey,
+    ) -> Result<(i64, Option<FailureRecord>), StoreError> {
+        throttle::generation_and_state(&self.pool, key).await
     }
 
     async fn snapshot(&self) -> Result<SnapshotData, StoreError> {

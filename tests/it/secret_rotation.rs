@@ -240,3 +240,44 @@ async fn rotate_secret_command_prints_the_new_secret_once_and_refuses_public_or_
         assert!(refused.stdout.is_empty());
     }
 }
+
+/// The issuer caches client records per store generation: a replica that has just served a
+/// client refuses it on the very next request once its secret is rotated or it is disabled
+/// through another process, with no reload in between.
+async fn a_cached_client_is_refused_on_the_next_request_after_a_rotation_or_a_disable(
+    backend: Backend,
+) {
+    let g = TestGatehouse::start_on(backend, &oauth_policy()).await;
+    let replica = g.replica(|_| {}).await;
+    let id = g.clients["svc-reports"].id.clone();
+    let old = g.clients["svc-reports"].secret.clone().unwrap();
+    for gatehouse in [&g, &replica] {
+        assert_eq!(token(gatehouse, &id, &old, &CC).await.0, 200);
+    }
+
+    let store = g.running.gatehouse.store.clone();
+    let rotated = rotate_client_secret(store.as_ref(), "svc-reports", 0, g.clock.now())
+        .await
+        .unwrap();
+    for gatehouse in [&g, &replica] {
+        assert_eq!(token(gatehouse, &id, &old, &CC).await.0, 401);
+        assert_eq!(
+            token(gatehouse, &id, rotated.secret.expose(), &CC).await.0,
+            200
+        );
+    }
+
+    let client = "  - name: svc-reports\n    kind: confidential\n";
+    let disabled = oauth_policy().replacen(client, &format!("{client}    disabled: true\n"), 1);
+    assert_ne!(disabled, oauth_policy());
+    gatehouse::admin::apply(store.as_ref(), &disabled)
+        .await
+        .unwrap();
+    for gatehouse in [&g, &replica] {
+        assert_eq!(
+            token(gatehouse, &id, rotated.secret.expose(), &CC).await.0,
+            401
+        );
+    }
+}
+on_both_backends!(a_cached_client_is_refused_on_the_next_request_after_a_rotation_or_a_disable);

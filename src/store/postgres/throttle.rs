@@ -18,6 +18,23 @@ const RECORD_FAILURE: &str = "INSERT INTO auth_failures AS f \
          FROM (SELECT CASE WHEN $3 >= f.expires_at THEN 1 ELSE f.failures + 1 END AS n) AS counted) AS locked) \
      RETURNING failures, locked_until";
 
+/// [`crate::store::Store::generation_and_throttle_state`] in one statement.
+pub(super) async fn generation_and_state(
+    pool: &sqlx::Pool<sqlx::Postgres>,
+    key: &ThrottleKey,
+) -> Result<(i64, Option<FailureRecord>), StoreError> {
+    let (generation, failures, locked_until): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT m.generation, f.failures, f.locked_until FROM meta m \
+             LEFT JOIN auth_failures f ON f.kind = $1 AND f.id = $2",
+    )
+    .bind(key.kind.as_str())
+    .bind(&key.id)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok((generation, failures.zip(locked_until).map(record)))
+}
+
 #[async_trait]
 impl ThrottleStore for PostgresStore {
     async fn throttle_state(&self, key: &ThrottleKey) -> Result<Option<FailureRecord>, StoreError> {

@@ -17,6 +17,23 @@ const RECORD_FAILURE: &str = "INSERT INTO auth_failures AS f \
          FROM (SELECT CASE WHEN ?3 >= f.expires_at THEN 1 ELSE f.failures + 1 END AS n))) \
      RETURNING failures, locked_until";
 
+/// [`crate::store::Store::generation_and_throttle_state`] in one statement.
+pub(super) async fn generation_and_state(
+    pool: &sqlx::Pool<sqlx::Sqlite>,
+    key: &ThrottleKey,
+) -> Result<(i64, Option<FailureRecord>), StoreError> {
+    let (generation, failures, locked_until): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT CAST(m.value AS INTEGER), f.failures, f.locked_until FROM meta m \
+             LEFT JOIN auth_failures f ON f.kind = ?1 AND f.id = ?2 WHERE m.key = 'generation'",
+    )
+    .bind(key.kind.as_str())
+    .bind(&key.id)
+    .fetch_one(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok((generation, failures.zip(locked_until).map(record)))
+}
+
 #[async_trait]
 impl ThrottleStore for SqliteStore {
     async fn throttle_state(&self, key: &ThrottleKey) -> Result<Option<FailureRecord>, StoreError> {
