@@ -261,6 +261,7 @@ def check_request() -> None:
         "b20-joined": seed("GET", "/v1/documents/doc-42", "Basic dXNlcjpwdw==,Bearer $TOKEN"),
         "b21-extra": seed("GET", "/v1/documents/doc-42", "Bearer $TOKEN extra"),
         "b22-query-token": seed("GET", "/v1/documents/doc-42?access_token=$TOKEN"),
+        "revoked": seed("GET", "/v1/documents/doc-42", "Bearer $REVOKED_TOKEN"),
     }
     for name, value in seeds.items():
         write("check_request", name, value)

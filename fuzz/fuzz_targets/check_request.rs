@@ -7,7 +7,7 @@
 //! none), the store's answer to a database-path question (`granted`, `refused`, anything else
 //! is an outage), then one line per `authorization` value. `$TOKEN` stands for a valid client
 //! token with listed grants, `$DB_TOKEN` for a valid account token whose grants are in the
-//! store.
+//! store, `$REVOKED_TOKEN` for a copy of the client token that was revoked (never permitted).
 
 #![no_main]
 
@@ -19,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let fixture = fixture();
     let text = String::from_utf8_lossy(data)
+        .replace("$REVOKED_TOKEN", &fixture.revoked_token)
         .replace("$DB_TOKEN", &fixture.db_token)
         .replace("$TOKEN", &fixture.token);
     let mut lines = text.split('\n');
@@ -106,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
             "header {name} has a value Envoy refuses: {value:?}"
         );
     }
-    for token in [&fixture.token, &fixture.db_token] {
+    for token in [&fixture.token, &fixture.db_token, &fixture.revoked_token] {
         let payload = token.split('.').nth(1).expect("three segments");
         assert!(!body.contains(payload), "the deny body carries the token");
         assert!(

@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse::catalogue::{Catalogue, PolicySnapshot, RouteTable, Subject, Versions};
+use gatehouse::catalogue::{
+    Catalogue, PolicySnapshot, RevokedTokens, RouteTable, Subject, Versions,
+};
 use gatehouse::check::{CheckSettings, MethodMap};
 use gatehouse::keys::{JwkSet, SigningKey, VerificationKeys};
 use gatehouse::policy::RouteSpec;
@@ -37,6 +39,8 @@ pub const ACCOUNT: &str = "alice";
 
 /// Resource ids the valid client token lists in `grants`.
 pub const GRANTED: [&str; 3] = ["doc-42.read", "assets.read", "reports.read"];
+/// The `jti` the snapshot lists as revoked.
+pub const REVOKED_JTI: &str = "j-revoked";
 /// The resource types the valid tokens' `scope` covers (`reports` is granted but not in scope).
 pub const SCOPES: [&str; 2] = ["documents", "assets"];
 
@@ -54,6 +58,8 @@ pub struct Fixture {
     pub token: String,
     /// A valid account token whose grants live in the database (`"grants": "db"`).
     pub db_token: String,
+    /// The client token's twin (same grants) whose `jti` ([`REVOKED_JTI`]) was revoked.
+    pub revoked_token: String,
 }
 
 /// The fixture, built on first use.
@@ -149,6 +155,7 @@ fn build() -> Fixture {
         catalogue,
         versions,
         routes,
+        revoked: RevokedTokens::new([REVOKED_JTI.to_owned()]),
     };
     let settings = CheckSettings {
         methods: MethodMap::default(),
@@ -158,6 +165,9 @@ fn build() -> Fixture {
     let header = access_header(&key);
     let token = sign_json(&key, &header, &client_claims());
     let db_token = sign_json(&key, &header, &account_claims());
+    let mut revoked_claims = client_claims();
+    revoked_claims["jti"] = json!(REVOKED_JTI);
+    let revoked_token = sign_json(&key, &header, &revoked_claims);
     Fixture {
         key,
         trust,
@@ -165,6 +175,7 @@ fn build() -> Fixture {
         settings,
         token,
         db_token,
+        revoked_token,
     }
 }
 
