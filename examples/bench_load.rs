@@ -54,9 +54,12 @@ enum Command {
         /// Callers in closed loop, and the cap on checks in flight in open loop.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Measured duration (after one second of warm-up).
+        /// Measured duration.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Unmeasured calls first, for this long.
+        #[arg(long, default_value_t = 1)]
+        warmup_seconds: u64,
     },
     /// Fetches tokens from `/token` and prints them one per line.
     Mint {
@@ -97,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             rate,
             concurrency,
             seconds,
+            warmup_seconds,
         } => {
             let tokens = read_tokens(&tokens)?;
             let channel = tonic::transport::Endpoint::new(addr)?
@@ -110,8 +114,10 @@ async fn main() -> anyhow::Result<()> {
                     .collect(),
             );
             // Warm-up, then the measured run.
-            let warm = Duration::from_secs(1);
-            run_checks(&channel, &requests, rate, concurrency, warm).await?;
+            if warmup_seconds > 0 {
+                let warm = secs(warmup_seconds);
+                run_checks(&channel, &requests, rate, concurrency, warm).await?;
+            }
             let stats = run_checks(&channel, &requests, rate, concurrency, secs(seconds)).await?;
             stats.print(rate);
         }
@@ -266,7 +272,7 @@ impl Stats {
         let rate = self.latencies_us.len() as f64 / self.elapsed.as_secs_f64();
         println!(
             "offered={} checks_per_s={rate:.0} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} \
-             p999_ms={:.3} not_ok={} dropped={}",
+             p999_ms={:.3} not_ok={} dropped={} checks={}",
             if offered == 0 {
                 "max".to_owned()
             } else {
@@ -278,6 +284,7 @@ impl Stats {
             self.percentile(0.999),
             self.not_ok,
             self.dropped,
+            self.latencies_us.len(),
         );
     }
 }
