@@ -112,10 +112,10 @@ profile() {
     local load=("${load_bin}" check --addr "http://127.0.0.1:${port}" --tokens "${work}/token.txt"
         --rate 0 --concurrency 8)
     "${load[@]}" --seconds 3 >/dev/null
-    callgrind_control --zero "${pid}" >/dev/null
+    callgrind_control --zero "${pid}" >/dev/null 2>&1
     local line
     line="$("${load[@]}" --warmup-seconds 0 --seconds "${seconds}")"
-    callgrind_control --dump "${pid}" >/dev/null
+    callgrind_control --dump "${pid}" >/dev/null 2>&1
     cleanup
     pid=""
     local checks total
