@@ -4,9 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
-use crate::support::binary::{BINARY, created_client_id, free_port, wait_ready};
+use crate::support::binary::{created_client_id, free_port, gatehouse, wait_ready};
 use crate::support::envoy::{Echo, Envoy};
 use crate::support::{ALICE_PASSWORD, example_policy};
 
@@ -28,7 +26,7 @@ async fn decision_id_joins_gatehouse_log_upstream_header_and_envoy_access_log() 
     .unwrap();
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, example_policy()).unwrap();
-    let applied = Command::new(BINARY)
+    let applied = gatehouse()
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -43,7 +41,7 @@ async fn decision_id_joins_gatehouse_log_upstream_header_and_envoy_access_log() 
     let web = created_client_id(&stdout, "invoices-web");
 
     let log_path = dir.path().join("gatehouse.log");
-    let mut server = Command::new(BINARY)
+    let mut server = gatehouse()
         .args(["--config", config.to_str().unwrap(), "serve"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())

@@ -11,10 +11,9 @@ use gatehouse::clock::{Clock as _, SystemClock};
 use gatehouse::keys::{KeyEncryptionKey, SigningKey};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, SqliteConnection};
-use tokio::process::Command;
 
 use crate::key_rotation::{kid, published, rotate_now, sorted, status, token};
-use crate::support::binary::BINARY;
+use crate::support::binary::gatehouse;
 use crate::support::{Backend, TestGatehouse, example_policy, on_both_backends};
 
 /// Private or symmetric JWK members that must never be published (RFC 7518 §6.3.2, §6.4.1).
@@ -197,12 +196,11 @@ pub async fn keys_command(g: &TestGatehouse, args: &[&str]) -> (bool, String) {
         ),
     )
     .unwrap();
-    let output = Command::new(BINARY)
+    let output = gatehouse()
         .arg("--config")
         .arg(&config)
         .arg("keys")
         .args(args)
-        .env_remove("RUST_LOG")
         .output()
         .await
         .unwrap();

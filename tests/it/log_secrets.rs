@@ -9,11 +9,10 @@ use std::process::Stdio;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tokio::process::Command;
 
 use gatehouse::keys::SigningKey;
 
-use crate::support::binary::{BINARY, created_client_id, free_port, wait_ready};
+use crate::support::binary::{created_client_id, free_port, gatehouse, wait_ready};
 use crate::support::{ALICE_PASSWORD, AUDITOR_PASSWORD, check_request, example_policy, forge};
 
 #[tokio::test]
@@ -57,7 +56,7 @@ async fn replay_hostile_inputs(format: &str) {
     );
     std::fs::write(&policy, with_refresh).unwrap();
 
-    let applied = Command::new(BINARY)
+    let applied = gatehouse()
         .args([
             "--config",
             config.to_str().unwrap(),
@@ -92,7 +91,7 @@ async fn replay_hostile_inputs(format: &str) {
     // Output goes to files: a pipe nobody drains would block the server at trace level.
     let out_path = dir.path().join("serve.out");
     let err_path = dir.path().join("serve.err");
-    let mut server = Command::new(BINARY)
+    let mut server = gatehouse()
         .args(["--config", config.to_str().unwrap(), "serve"])
         .env("RUST_LOG", "trace")
         .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))

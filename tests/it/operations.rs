@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use gatehouse::config::Config;
 use gatehouse::keys::SigningKey;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::issuers::{Behaviour, MockJwks, serve, trusting};
-use crate::support::binary::{BINARY, created_client_id, free_port};
+use crate::support::binary::{created_client_id, free_port, gatehouse};
 use crate::support::envoy::{Echo, Envoy};
 use crate::support::{ALICE_PASSWORD, TestGatehouse, example_policy};
 
@@ -38,13 +38,12 @@ fn config_file(dir: &Path, grpc: u16, http: u16, extra: &str) -> std::path::Path
 
 /// `gatehouse --config FILE serve` with `env`, output to files in `dir`.
 fn serve_binary(dir: &Path, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Child {
-    let mut command = Command::new(BINARY);
+    let mut command = gatehouse();
     command
         .arg("--config")
         .arg(config)
         .args(args)
         .arg("serve")
-        .env_remove("RUST_LOG")
         .stdout(Stdio::from(
             std::fs::File::create(dir.join("serve.out")).unwrap(),
         ))
@@ -143,7 +142,7 @@ async fn a_bad_key_or_value_exits_non_zero_with_one_line_naming_it() {
     ];
     for (extra, env, args, key) in cases {
         let config = config_file(dir.path(), grpc, http, extra);
-        let mut command = Command::new(BINARY);
+        let mut command = gatehouse();
         command
             .arg("--config")
             .arg(&config)
@@ -175,7 +174,7 @@ async fn sigterm_lets_the_in_flight_token_request_finish_and_exits_zero() {
     let config = config_file(dir.path(), grpc, http, "");
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, example_policy()).unwrap();
-    let applied = Command::new(BINARY)
+    let applied = gatehouse()
         .arg("--config")
         .arg(&config)
         .arg("apply")

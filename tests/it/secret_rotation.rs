@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use gatehouse::admin::{AdminError, rotate_client_secret};
 use gatehouse::clock::Clock;
-use tokio::process::Command;
 
-use crate::support::binary::BINARY;
+use crate::support::binary::gatehouse;
 use crate::support::{
     ALICE_CANARY, Answer, Backend, TestGatehouse, answer, assert_deny, assert_permit, oauth_policy,
     on_both_backends,
@@ -184,7 +183,7 @@ async fn rotate_secret_command_prints_the_new_secret_once_and_refuses_public_or_
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, oauth_policy()).unwrap();
     let run = |args: &[&str]| {
-        let mut command = Command::new(BINARY);
+        let mut command = gatehouse();
         command.arg("--config").arg(&config).args(args);
         command.output()
     };

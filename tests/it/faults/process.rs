@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::support::binary::{BINARY, free_port, wait_ready};
+use crate::support::binary::{free_port, gatehouse, wait_ready};
 use crate::support::{Backend, TestDatabase};
 
 /// A store, a configuration file naming it, and at most one `gatehouse serve` on it.
@@ -74,11 +74,10 @@ impl Deployment {
     /// Runs `gatehouse ARGS` on this deployment's configuration: success, standard output and
     /// standard error.
     pub async fn command(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(BINARY)
+        let output = gatehouse()
             .arg("--config")
             .arg(&self.config)
             .args(args)
-            .env_remove("RUST_LOG")
             .output()
             .await
             .unwrap();
@@ -103,7 +102,7 @@ impl Deployment {
         assert!(self.serving.is_none(), "gatehouse is already running");
         self.starts += 1;
         let log = self.dir.path().join(format!("serve-{}.log", self.starts));
-        let child = Command::new(BINARY)
+        let child = gatehouse()
             .arg("--config")
             .arg(&self.config)
             .arg("serve")

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
-use crate::support::binary::{BINARY, created_client_id, free_port, wait_ready};
+use crate::support::binary::{created_client_id, free_port, gatehouse, wait_ready};
 use crate::support::{
     ALICE_PASSWORD, TestDatabase, answer, check_request, example_policy, postgres_enabled,
 };
@@ -37,7 +37,7 @@ fn write_config(dir: &Path, name: &str, url: &str, grpc: u16, http: u16) -> std:
 async fn serve(dir: &Path, name: &str, url: &str) -> Process {
     let (grpc, http) = (free_port(), free_port());
     let config = write_config(dir, name, url, grpc, http);
-    let child = Command::new(BINARY)
+    let child = gatehouse()
         .args(["--config", config.to_str().unwrap(), "serve"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
@@ -52,7 +52,7 @@ async fn apply(dir: &Path, url: &str, policy: &str) -> String {
     let file = dir.join("policy.yaml");
     std::fs::write(&file, policy).unwrap();
     let config = write_config(dir, "admin", url, free_port(), free_port());
-    let output = Command::new(BINARY)
+    let output = gatehouse()
         .args([
             "--config",
             config.to_str().unwrap(),

@@ -5,6 +5,15 @@ use std::time::Duration;
 /// The binary under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gatehouse");
 
+/// A command running the binary under test with the logging its configuration asks for: a
+/// `RUST_LOG` in the environment the tests run in would override `[log] level` and hide the
+/// records a test reads. A test that wants `RUST_LOG` sets it on the returned command.
+pub fn gatehouse() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BINARY);
+    command.env_remove("RUST_LOG");
+    command
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -233,7 +233,7 @@ async fn gatehouse_serve_refuses_to_start_with_an_empty_issuer() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gatehouse.toml");
     std::fs::write(&config, "[tokens]\nissuer = \"\"\n").unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let mut child = crate::support::binary::gatehouse()
         .arg("serve")
         .arg("--config")
         .arg(&config)
