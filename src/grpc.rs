@@ -206,11 +206,11 @@ pub(crate) fn log_decision(
     }
 }
 
-fn header(key: &str, value: &str) -> HeaderValueOption {
+fn header(key: &str, value: String) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: key.to_owned(),
-            value: value.to_owned(),
+            value,
             ..HeaderValue::default()
         }),
         append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
@@ -244,13 +244,19 @@ pub fn to_check_response(checked: &Checked, decision_id: &str, realm: &str) -> C
         metadata.fields.insert(key.to_owned(), string_value(value));
     }
 
+    // The reply's strings move into the response; only the static header names are copied.
     let reply = Reply::new(checked, decision_id, realm);
-    let headers = |pairs: &[(&str, String)]| pairs.iter().map(|(k, v)| header(k, v)).collect();
+    let headers = |pairs: Vec<(&str, String)>| {
+        pairs
+            .into_iter()
+            .map(|(key, value)| header(key, value))
+            .collect()
+    };
     let http_response = if checked.outcome == Outcome::Permit {
         HttpResponse::OkResponse(OkHttpResponse {
-            headers: headers(&reply.headers),
+            headers: headers(reply.headers),
             headers_to_remove: reply.remove.iter().map(|name| (*name).to_owned()).collect(),
-            response_headers_to_add: headers(&reply.client_headers),
+            response_headers_to_add: headers(reply.client_headers),
             ..OkHttpResponse::default()
         })
     } else {
@@ -258,7 +264,7 @@ pub fn to_check_response(checked: &Checked, decision_id: &str, realm: &str) -> C
             status: Some(HttpStatus {
                 code: i32::from(reply.status),
             }),
-            headers: headers(&reply.headers),
+            headers: headers(reply.headers),
             body: reply.body.unwrap_or_default(),
         })
     };
