@@ -174,19 +174,43 @@ fn host_matches(wanted: &str, host: &str) -> bool {
     wanted.eq_ignore_ascii_case(bare)
 }
 
-/// The current permission version of every live subject.
+/// The current permission version of every live subject, accounts and clients apart so that
+/// a check looks a name up without building a [`Subject`].
 #[derive(Debug, Default, Clone)]
-pub struct Versions(HashMap<Subject, u64>);
+pub struct Versions {
+    accounts: HashMap<String, u64>,
+    clients: HashMap<String, u64>,
+}
 
 impl Versions {
     /// Wraps a version map.
     pub fn new(map: HashMap<Subject, u64>) -> Self {
-        Self(map)
+        let mut versions = Self::default();
+        for (subject, version) in map {
+            match subject {
+                Subject::Account(name) => versions.accounts.insert(name, version),
+                Subject::Client(id) => versions.clients.insert(id, version),
+            };
+        }
+        versions
     }
 
     /// The current version, or `None` when the subject no longer exists (or is disabled).
     pub fn get(&self, subject: &Subject) -> Option<u64> {
-        self.0.get(subject).copied()
+        match subject {
+            Subject::Account(name) => self.account(name),
+            Subject::Client(id) => self.client(id),
+        }
+    }
+
+    /// The current version of the account `name`, as [`Versions::get`].
+    pub fn account(&self, name: &str) -> Option<u64> {
+        self.accounts.get(name).copied()
+    }
+
+    /// The current version of the client `id`, as [`Versions::get`].
+    pub fn client(&self, id: &str) -> Option<u64> {
+        self.clients.get(id).copied()
     }
 }
 

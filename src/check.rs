@@ -11,7 +11,7 @@ pub use methods::MethodMap;
 
 use std::borrow::Borrow;
 
-use crate::catalogue::{PolicySnapshot, Subject};
+use crate::catalogue::{PolicySnapshot, Subject, Versions};
 use crate::decision::{
     Advice, Checked, Decision, EvaluatedTuple, Obligation, Outcome, Principal, Verdict,
 };
@@ -182,10 +182,11 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
         subject: token.subject.clone(),
         client_id: token.client_id.clone(),
     };
-    let subject = if token.is_account_token() {
-        Subject::Account(token.subject.clone())
+    let versions = &context.snapshot.versions;
+    let current = if token.is_account_token() {
+        versions.account(&token.subject)
     } else {
-        Subject::Client(token.subject.clone())
+        versions.client(&token.subject)
     };
 
     // Revoked at `/revoke` (or with its refresh family) before it expired.
@@ -194,7 +195,7 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
         checked.principal = Some(principal);
         return Step::Done(checked);
     }
-    if is_stale(token, &subject, context.snapshot) {
+    if stale(token, current, versions) {
         let mut checked = deny(
             policy_id,
             Outcome::InvalidToken,
@@ -210,7 +211,7 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
     }
     // A token without a permission version (an external issuer's) still speaks only for a
     // live, enabled subject: a disabled or removed account gets nothing.
-    if token.pver.is_none() && context.snapshot.versions.get(&subject).is_none() {
+    if token.pver.is_none() && current.is_none() {
         return Step::Done(forbid(
             policy_id,
             principal,
@@ -239,13 +240,16 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
             .routes
             .resolve(request.host, &path_segments)
         {
-            Some((kind, name)) => (Some(kind), name),
+            Some((kind, name)) => {
+                tuple.resource_type = Some(kind.to_owned());
+                tuple.resource_name = name.map(str::to_owned);
+                (Some(kind), name)
+            }
             None => (None, None),
         },
+        // Already in the tuple, from the request.
         given => given,
     };
-    tuple.resource_type = resource_type.map(str::to_owned);
-    tuple.resource_name = resource_name.map(str::to_owned);
     let mut in_scope = Vec::new();
     let mut missing_scope: Option<&str> = None;
     let candidates =
@@ -300,7 +304,11 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
             }
         }
         Grants::Lookup(_) => Step::Lookup(Lookup {
-            subject,
+            subject: if token.is_account_token() {
+                Subject::Account(token.subject.clone())
+            } else {
+                Subject::Client(token.subject.clone())
+            },
             candidates: in_scope.into_iter().map(str::to_owned).collect(),
             pending: Pending {
                 policy_id,
@@ -316,17 +324,18 @@ pub fn evaluate_with<T: Borrow<VerifiedToken>>(
 /// newer permission version than the token carries. A token without `pver` (an external
 /// issuer's) carries no version to compare: its own lifetime bounds it.
 pub fn is_stale(token: &VerifiedToken, subject: &Subject, snapshot: &PolicySnapshot) -> bool {
-    let older = |subject: &Subject, carried: u64| {
-        snapshot
-            .versions
-            .get(subject)
-            .is_none_or(|current| carried < current)
-    };
-    if token.pver.is_some_and(|pver| older(subject, pver)) {
+    stale(token, snapshot.versions.get(subject), &snapshot.versions)
+}
+
+/// [`is_stale`], given the current version of the token's subject.
+fn stale(token: &VerifiedToken, current: Option<u64>, versions: &Versions) -> bool {
+    let older =
+        |current: Option<u64>, carried: u64| current.is_none_or(|current| carried < current);
+    if token.pver.is_some_and(|pver| older(current, pver)) {
         return true;
     }
     match token.cver {
-        Some(cver) => older(&Subject::Client(token.client_id.clone()), cver),
+        Some(cver) => older(versions.client(&token.client_id), cver),
         None => false,
     }
 }

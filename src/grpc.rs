@@ -227,8 +227,7 @@ fn string_value(text: &str) -> Value {
 /// Maps a finished check onto Envoy's `CheckResponse` per the contract's table.
 pub fn to_check_response(checked: &Checked, decision_id: &str, realm: &str) -> CheckResponse {
     let decision = &checked.decision;
-    let mut metadata = Struct::default();
-    for (key, value) in [
+    let fields = [
         ("decision_id", decision_id),
         (
             "decision",
@@ -240,9 +239,14 @@ pub fn to_check_response(checked: &Checked, decision_id: &str, realm: &str) -> C
         ),
         ("reason", decision.reason),
         ("policy_id", decision.policy_id.as_str()),
-    ] {
-        metadata.fields.insert(key.to_owned(), string_value(value));
-    }
+    ];
+    // Collected from an exact-size iterator: the map is allocated once, at its final size.
+    let metadata = Struct {
+        fields: fields
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), string_value(value)))
+            .collect(),
+    };
 
     // The reply's strings move into the response; only the static header names are copied.
     let reply = Reply::new(checked, decision_id, realm);

@@ -60,11 +60,12 @@ impl Reply {
             };
         }
 
-        let mut headers = vec![
+        let mut headers = Vec::with_capacity(DECISION_HEADERS.len());
+        headers.extend([
             ("x-gatehouse-decision", "Permit".to_owned()),
             ("x-gatehouse-decision-id", decision_id.to_owned()),
             ("x-gatehouse-policy-id", decision.policy_id.clone()),
-        ];
+        ]);
         if let Some(principal) = &checked.principal {
             headers.push(("x-gatehouse-subject", principal.subject.clone()));
             headers.push(("x-gatehouse-client-id", principal.client_id.clone()));
