@@ -4,11 +4,16 @@
 //!
 //! - `--grpc ADDR`: a minimal tonic `envoy.service.auth.v3.Authorization/Check` server on
 //!   tonic's default settings, answering every check with OK (mode 2);
+//! - `--grpc-answered ADDR`: the same server answering every check with the permit gatehouse
+//!   would send (its decision headers, the removals and the dynamic metadata, built by
+//!   gatehouse's own `to_check_response`), so that Envoy's cost of applying gatehouse's answer
+//!   is measured apart from the cost of deciding (mode 2h);
 //! - `--http ADDR`: a naive HTTP server answering every request with 200, for Envoy's HTTP
 //!   ext_authz mode (mode 7).
 //!
 //! ```text
-//! cargo run --release --example bench_allow -- --grpc 127.0.0.1:9101 --http 127.0.0.1:9102
+//! cargo run --release --example bench_allow -- --grpc 127.0.0.1:9101 --http 127.0.0.1:9102 \
+//!     --grpc-answered 127.0.0.1:9103
 //! ```
 
 use std::net::SocketAddr;
@@ -19,6 +24,8 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, HttpResponse, OkHttpResponse,
 };
 use envoy_types::pb::google::rpc;
+use gatehouse::decision::{Checked, Decision, EvaluatedTuple, Outcome, Principal, Verdict};
+use gatehouse::grpc::to_check_response;
 use tonic::{Request, Response, Status};
 
 /// Allow-everything ext_authz servers.
@@ -27,14 +34,53 @@ struct Args {
     /// Address of the gRPC ext_authz server.
     #[arg(long)]
     grpc: Option<SocketAddr>,
+    /// Address of the gRPC ext_authz server that answers with gatehouse's permit.
+    #[arg(long)]
+    grpc_answered: Option<SocketAddr>,
     /// Address of the HTTP ext_authz server.
     #[arg(long)]
     http: Option<SocketAddr>,
 }
 
-/// Answers every `Check` with OK and no header changes.
-#[derive(Debug, Default)]
-struct AllowAll;
+/// Answers every `Check` with OK and the same answer each time.
+#[derive(Debug)]
+struct AllowAll(CheckResponse);
+
+impl AllowAll {
+    /// OK and no header changes.
+    fn bare() -> Self {
+        Self(CheckResponse {
+            status: Some(rpc::Status {
+                code: 0,
+                ..rpc::Status::default()
+            }),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
+            ..CheckResponse::default()
+        })
+    }
+
+    /// The permit gatehouse sends for a service token on the claims path.
+    fn answered() -> Self {
+        let checked = Checked {
+            decision: Decision {
+                decision: Verdict::Permit,
+                authenticated: true,
+                obligations: Vec::new(),
+                advice: Vec::new(),
+                policy_id: "gatehouse-rbac-v1".to_owned(),
+                reason: "granted",
+            },
+            outcome: Outcome::Permit,
+            principal: Some(Principal {
+                subject: "svc_0123456789abcdef".to_owned(),
+                client_id: "svc_0123456789abcdef".to_owned(),
+            }),
+            tuple: EvaluatedTuple::default(),
+        };
+        let decision_id = "0123456789abcdef0123456789abcdef";
+        Self(to_check_response(&checked, decision_id, "gatehouse"))
+    }
+}
 
 #[tonic::async_trait]
 impl Authorization for AllowAll {
@@ -42,15 +88,18 @@ impl Authorization for AllowAll {
         &self,
         _request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(CheckResponse {
-            status: Some(rpc::Status {
-                code: 0,
-                ..rpc::Status::default()
-            }),
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
-            ..CheckResponse::default()
-        }))
+        Ok(Response::new(self.0.clone()))
     }
+}
+
+fn serve_grpc(addr: SocketAddr, server: AllowAll) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(AuthorizationServer::new(server))
+            .serve(addr)
+            .await
+            .map_err(anyhow::Error::from)
+    })
 }
 
 #[tokio::main]
@@ -58,13 +107,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut tasks = Vec::new();
     if let Some(addr) = args.grpc {
-        tasks.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(AuthorizationServer::new(AllowAll))
-                .serve(addr)
-                .await
-                .map_err(anyhow::Error::from)
-        }));
+        tasks.push(serve_grpc(addr, AllowAll::bare()));
+    }
+    if let Some(addr) = args.grpc_answered {
+        tasks.push(serve_grpc(addr, AllowAll::answered()));
     }
     if let Some(addr) = args.http {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -75,7 +121,10 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         }));
     }
-    anyhow::ensure!(!tasks.is_empty(), "give --grpc and/or --http");
+    anyhow::ensure!(
+        !tasks.is_empty(),
+        "give --grpc, --grpc-answered and/or --http"
+    );
     for task in tasks {
         task.await??;
     }

@@ -193,9 +193,11 @@ if [[ -n "${postgres}" ]]; then
     start_gatehouse postgres-nocache 9230
 fi
 
-"${allow_bin}" --grpc 127.0.0.1:9101 --http 127.0.0.1:9102 >"${work}/bench_allow.log" 2>&1 &
+"${allow_bin}" --grpc 127.0.0.1:9101 --http 127.0.0.1:9102 --grpc-answered 127.0.0.1:9103 \
+    >"${work}/bench_allow.log" 2>&1 &
 pids+=("$!")
 wait_port "bench_allow" 9101
+wait_port "bench_allow" 9103
 
 step "Minting tokens"
 curl -fsS -u "${service_id}:${service_secret}" -d grant_type=client_credentials \
@@ -230,6 +232,7 @@ ledger=/v1/ledgers/2016-01/entries/e-1
 modes=(
     "1|Envoy alone|10001|service.tok|${invoice}"
     "2|ext_authz gRPC, allow-everything tonic|10002|service.tok|${invoice}"
+    "2h|ext_authz gRPC, allow-everything answering with gatehouse's permit|10012|service.tok|${invoice}"
     "3|jwt_authn + rbac, no JWT cache|10003|service.tok|${invoice}"
     "3c|jwt_authn + rbac, JWT cache|10004|service.tok|${invoice}"
     "4|gatehouse, claims path|10005|service.tok|${invoice}"

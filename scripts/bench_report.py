@@ -112,6 +112,9 @@ def main():
     out.append("| target | measured | |")
     out.append("|---|---:|---|")
     out.append(f"| mode 4 ≥ 0.95 × mode 2 (stretch ≥ 1.0) | {fmt(ratio('4', '2'))} | {verdict(ratio('4', '2'), 0.95)} |")
+    if "2h" in results:
+        out.append(f"| mode 2h ÷ mode 2: Envoy applying gatehouse's answer, no decision, reported beside | {fmt(ratio('2h', '2'))} | — |")
+        out.append(f"| mode 4 ÷ mode 2h: the decision alone, the same answer on both sides, reported beside | {fmt(ratio('4', '2h'))} | — |")
     if "7g" in results:
         out.append(f"| mode 7g (gatehouse over HTTP) ≥ 0.95 × mode 7 (naive HTTP) | {fmt(ratio('7g', '7'))} | {verdict(ratio('7g', '7'), 0.95)} |")
     else:
