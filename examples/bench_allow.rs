@@ -37,9 +37,23 @@ struct Args {
     /// Address of the gRPC ext_authz server that answers with gatehouse's permit.
     #[arg(long)]
     grpc_answered: Option<SocketAddr>,
+    /// Which parts of gatehouse's permit `--grpc-answered` sends.
+    #[arg(long, value_enum, default_value_t = Parts::All)]
+    answer: Parts,
     /// Address of the HTTP ext_authz server.
     #[arg(long)]
     http: Option<SocketAddr>,
+}
+
+/// Parts of gatehouse's permit, to tell what Envoy's cost of applying it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Parts {
+    /// Headers, removals and dynamic metadata, as gatehouse sends them.
+    All,
+    /// The decision headers and removals, no dynamic metadata.
+    Headers,
+    /// The dynamic metadata, no header changes.
+    Metadata,
 }
 
 /// Answers every `Check` with OK and the same answer each time.
@@ -60,7 +74,7 @@ impl AllowAll {
     }
 
     /// The permit gatehouse sends for a service token on the claims path.
-    fn answered() -> Self {
+    fn answered(parts: Parts) -> Self {
         let checked = Checked {
             decision: Decision {
                 decision: Verdict::Permit,
@@ -78,7 +92,15 @@ impl AllowAll {
             tuple: EvaluatedTuple::default(),
         };
         let decision_id = "0123456789abcdef0123456789abcdef";
-        Self(to_check_response(&checked, decision_id, "gatehouse"))
+        let mut response = to_check_response(&checked, decision_id, "gatehouse");
+        match parts {
+            Parts::All => {}
+            Parts::Headers => response.dynamic_metadata = None,
+            Parts::Metadata => {
+                response.http_response = Some(HttpResponse::OkResponse(OkHttpResponse::default()))
+            }
+        }
+        Self(response)
     }
 }
 
@@ -110,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(serve_grpc(addr, AllowAll::bare()));
     }
     if let Some(addr) = args.grpc_answered {
-        tasks.push(serve_grpc(addr, AllowAll::answered()));
+        tasks.push(serve_grpc(addr, AllowAll::answered(args.answer)));
     }
     if let Some(addr) = args.http {
         let listener = tokio::net::TcpListener::bind(addr).await?;
