@@ -198,6 +198,7 @@ fi
 "${allow_bin}" --grpc 127.0.0.1:9101 --http 127.0.0.1:9102 --grpc-answered 127.0.0.1:9103 \
     >"${work}/bench_allow.log" 2>&1 &
 pids+=("$!")
+pid_allow=$!
 wait_port "bench_allow" 9101
 wait_port "bench_allow" 9103
 
@@ -224,37 +225,38 @@ PY
 "${envoy_bin}" -c "${work}/envoy-bench.yaml" --concurrency 1 --use-dynamic-base-id \
     --log-level warn >"${work}/envoy.log" 2>&1 &
 pids+=("$!")
+pid_envoy=$!
 wait_http envoy "$!" http://127.0.0.1:19901/ready
 
 # --- modes ----------------------------------------------------------------------------------
 
 invoice=/v1/invoices/inv-1001
 ledger=/v1/ledgers/2016-01/entries/e-1
-# id|label|port|token file|path
+# id|label|port|token file|path|authorizer process (pid_NAME; empty: none)
 modes=(
-    "1|Envoy alone|10001|service.tok|${invoice}"
-    "2|ext_authz gRPC, allow-everything tonic|10002|service.tok|${invoice}"
-    "2h|ext_authz gRPC, allow-everything answering with gatehouse's permit|10012|service.tok|${invoice}"
-    "3|jwt_authn + rbac, no JWT cache|10003|service.tok|${invoice}"
-    "3c|jwt_authn + rbac, JWT cache|10004|service.tok|${invoice}"
-    "4|gatehouse, claims path|10005|service.tok|${invoice}"
-    "5s|gatehouse, database path, SQLite, warm|10005|auditor.tok|${ledger}"
-    "5sm|gatehouse, database path, SQLite, every check a miss|10006|auditor.tok|${ledger}"
+    "1|Envoy alone|10001|service.tok|${invoice}|"
+    "2|ext_authz gRPC, allow-everything tonic|10002|service.tok|${invoice}|allow"
+    "2h|ext_authz gRPC, allow-everything answering with gatehouse's permit|10012|service.tok|${invoice}|allow"
+    "3|jwt_authn + rbac, no JWT cache|10003|service.tok|${invoice}|"
+    "3c|jwt_authn + rbac, JWT cache|10004|service.tok|${invoice}|"
+    "4|gatehouse, claims path|10005|service.tok|${invoice}|main"
+    "5s|gatehouse, database path, SQLite, warm|10005|auditor.tok|${ledger}|main"
+    "5sm|gatehouse, database path, SQLite, every check a miss|10006|auditor.tok|${ledger}|sqlite_nocache"
 )
 if [[ -n "${postgres}" ]]; then
     modes+=(
-        "5p|gatehouse, database path, Postgres, warm|10007|auditor-pg.tok|${ledger}"
-        "5pm|gatehouse, database path, Postgres, every check a miss|10008|auditor-pg.tok|${ledger}"
+        "5p|gatehouse, database path, Postgres, warm|10007|auditor-pg.tok|${ledger}|postgres"
+        "5pm|gatehouse, database path, Postgres, every check a miss|10008|auditor-pg.tok|${ledger}|postgres_nocache"
     )
 fi
 modes+=(
-    "6|gatehouse, ${many_tokens} distinct tokens|10009|many.tok|${invoice}"
-    "7|ext_authz HTTP, naive allow-everything|10010|service.tok|${invoice}"
+    "6|gatehouse, ${many_tokens} distinct tokens|10009|many.tok|${invoice}|many"
+    "7|ext_authz HTTP, naive allow-everything|10010|service.tok|${invoice}|allow"
 )
 # gatehouse's HTTP ext_authz protocol (src/http/authz.rs), when this tree has it.
 gatehouse_http_authz="not available yet"
 if grep -rqs "ext_authz" src/http*; then
-    modes+=("7g|ext_authz HTTP, gatehouse claims path|10011|service.tok|${invoice}")
+    modes+=("7g|ext_authz HTTP, gatehouse claims path|10011|service.tok|${invoice}|main")
     gatehouse_http_authz="measured"
 fi
 
@@ -264,7 +266,7 @@ planned=$(( ${#modes[@]} * (rounds * seconds + 2) + 120 ))
 
 # Every mode must answer 200 to its token, or the measurement means nothing.
 for mode in "${modes[@]}"; do
-    IFS='|' read -r id label port tokens path <<<"${mode}"
+    IFS='|' read -r id label port tokens path proc <<<"${mode}"
     status="$(curl -s -o /dev/null -w '%{http_code}' \
         -H "Authorization: Bearer $(head -n 1 "${work}/${tokens}")" "http://127.0.0.1:${port}${path}")"
     [[ "${status}" == 200 ]] || die "mode ${id} (${label}) answers ${status}, not 200"
@@ -276,9 +278,23 @@ run_wrk() {
         -s envoy/bench/tokens.lua "http://127.0.0.1:$2$4" >"$6"
 }
 
+# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks (0 for no PID).
+cpu_ticks() {
+    if [[ -z "$1" ]]; then
+        echo 0
+        return
+    fi
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command name in parentheses.
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }"
+    read -r -a fields <<<"${stat}"
+    echo $((fields[11] + fields[12]))
+}
+
 step "Warm-up: 2 s per mode"
 for mode in "${modes[@]}"; do
-    IFS='|' read -r id label port tokens path <<<"${mode}"
+    IFS='|' read -r id label port tokens path proc <<<"${mode}"
     run_wrk "${id}" "${port}" "${tokens}" "${path}" 2s "${work}/raw/warmup-${id}.txt"
 done
 
@@ -291,9 +307,20 @@ for ((round = 1; round <= rounds; round++)); do
         for ((i = ${#modes[@]} - 1; i >= 0; i--)); do order+=("${modes[i]}"); done
     fi
     for mode in "${order[@]}"; do
-        IFS='|' read -r id label port tokens path <<<"${mode}"
+        IFS='|' read -r id label port tokens path proc <<<"${mode}"
+        envoy_before="$(cpu_ticks "${pid_envoy}")"
+        authz_pid=""
+        if [[ -n "${proc}" ]]; then
+            authz_pid_var="pid_${proc}"
+            authz_pid="${!authz_pid_var}"
+        fi
+        authz_before="$(cpu_ticks "${authz_pid}")"
         run_wrk "${id}" "${port}" "${tokens}" "${path}" "${seconds}s" \
             "${work}/raw/round${round}-${id}.txt"
+        printf 'envoy_ticks=%s authorizer_ticks=%s ticks_per_s=%s\n' \
+            "$(($(cpu_ticks "${pid_envoy}") - envoy_before))" \
+            "$(($(cpu_ticks "${authz_pid}") - authz_before))" "$(getconf CLK_TCK)" \
+            >"${work}/raw/round${round}-${id}.cpu"
         printf '  mode %-4s %s\n' "${id}" "$(grep 'Requests/sec' "${work}/raw/round${round}-${id}.txt")" >&2
     done
 done

@@ -15,6 +15,7 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 def parse_wrk(path):
     text = path.read_text()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
     pct = {}
     for p, value, unit in re.findall(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M):
         pct[p] = float(value) * UNITS[unit]
@@ -25,9 +26,25 @@ def parse_wrk(path):
         "p50": pct.get("50"),
         "p90": pct.get("90"),
         "p99": pct.get("99"),
+        "requests": requests,
         "non2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(0) if errors else "",
     }
+
+
+def cpu_per_request(path, requests):
+    """(Envoy, authorizer) CPU microseconds per request of one run, from its .cpu file."""
+    if not path.exists() or requests == 0:
+        return None, None
+    f = dict(kv.split("=") for kv in path.read_text().split())
+    per_tick = 1e6 / int(f["ticks_per_s"])
+    authorizer = int(f["authorizer_ticks"]) * per_tick / requests
+    return int(f["envoy_ticks"]) * per_tick / requests, authorizer
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def fmt(value, digits=2):
@@ -38,8 +55,12 @@ def main():
     work, rounds, http_authz = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     modes = [line.split("|") for line in (work / "modes.txt").read_text().splitlines() if line]
     results = {}
-    for mode_id, label, *_ in modes:
+    for mode_id, label, *rest in modes:
         runs = [parse_wrk(work / "raw" / f"round{r}-{mode_id}.txt") for r in range(1, rounds + 1)]
+        cpu = [
+            cpu_per_request(work / "raw" / f"round{r}-{mode_id}.cpu", run["requests"])
+            for r, run in zip(range(1, rounds + 1), runs)
+        ]
         results[mode_id] = {
             "label": label,
             "rps": statistics.median(r["rps"] for r in runs),
@@ -47,6 +68,9 @@ def main():
             "p90": statistics.median(r["p90"] for r in runs),
             "p99": statistics.median(r["p99"] for r in runs),
             "non2xx": sum(r["non2xx"] for r in runs),
+            "envoy_us": median_or_none(c[0] for c in cpu),
+            # The fourth field after the label names the authorizer's process; empty: none.
+            "authorizer_us": median_or_none(c[1] for c in cpu) if rest[3:4] != [""] else None,
             "all": [r["rps"] for r in runs],
         }
 
@@ -58,19 +82,21 @@ def main():
 
     out = []
     out.append(f"### Through Envoy (wrk, median of {rounds} rounds)\n")
-    out.append("| mode | what | requests/s | p50 ms | p90 ms | p99 ms | ÷ mode 2 | ÷ mode 3 | ÷ mode 3c | non-2xx | rounds (req/s) |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    out.append("| mode | what | requests/s | p50 ms | p90 ms | p99 ms | ÷ mode 2 | ÷ mode 3 | ÷ mode 3c | Envoy CPU µs/req | authorizer CPU µs/req | non-2xx | rounds (req/s) |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for mode_id, r in results.items():
         gatehouse = mode_id[0] in "456" or mode_id == "7g"
         out.append(
             f"| {mode_id} | {r['label']} | {r['rps']:.0f} | {fmt(r['p50'])} | {fmt(r['p90'])} "
             f"| {fmt(r['p99'])} | {fmt(ratio(mode_id, '2')) if gatehouse else ''} "
             f"| {fmt(ratio(mode_id, '3')) if gatehouse else ''} "
-            f"| {fmt(ratio(mode_id, '3c')) if gatehouse else ''} | {r['non2xx']} "
+            f"| {fmt(ratio(mode_id, '3c')) if gatehouse else ''} "
+            f"| {fmt(r['envoy_us'], 1)} | {fmt(r['authorizer_us'], 1) if r['authorizer_us'] is not None else ''} "
+            f"| {r['non2xx']} "
             f"| {', '.join(f'{x:.0f}' for x in r['all'])} |"
         )
     if "7g" not in results:
-        out.append(f"| 7g | gatehouse serving HTTP ext_authz | {http_authz} | | | | | | | | |")
+        out.append(f"| 7g | gatehouse serving HTTP ext_authz | {http_authz} | | | | | | | | | | |")
 
     grpc = (work / "grpc.txt").read_text().strip().splitlines()
     out.append("\n### gRPC `Check` called directly (bench_load, open loop at the offered rate; `max` = 64 callers, closed loop)\n")
