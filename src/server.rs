@@ -430,12 +430,12 @@ fn local_addr(
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Keeps the snapshot current: reloads on the store's change notification when it has one,
-/// and polls the generation every `every` regardless, which bounds staleness when a
-/// notification is lost.
 /// The longest one snapshot reload may take before the loop gives up on it.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Keeps the snapshot current: reloads on the store's change notification when it has one,
+/// and polls the generation every `every` regardless, which bounds staleness when a
+/// notification is lost.
 async fn reload_loop(
     gatehouse: Arc<Gatehouse>,
     every: Duration,
