@@ -21,6 +21,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 rounds="${BENCH_ROUNDS:-3}"
 seconds="${BENCH_SECONDS:-5}"
@@ -37,12 +39,6 @@ load_bin="${target_dir}/release/examples/bench_load"
 envoy_bin="${repo_root}/.venv/bin/envoy"
 issuer="http://127.0.0.1:9200"
 audience="invoices-api"
-
-step() { printf '\n==> %s\n' "$*" >&2; }
-die() {
-    echo "bench: error: $*" >&2
-    exit 1
-}
 
 # --- tools and build -----------------------------------------------------------------
 
@@ -90,30 +86,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_http() {
-    # wait_http NAME PID URL
-    local name="$1" pid="$2" url="$3" deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        kill -0 "${pid}" 2>/dev/null || die "${name} exited during start-up (logs in ${work})"
-        if curl -fsS --max-time 2 -o /dev/null "${url}" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    die "${name} not ready after 30 s (${url})"
-}
-
-wait_port() {
-    local name="$1" port="$2" deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    die "${name} not listening on ${port} after 30 s"
-}
-
 # gatehouse_config NAME HTTP_PORT GRPC_PORT STORE_URL GRANT_CACHE_CAPACITY
 gatehouse_config() {
     cat >"${work}/$1.toml" <<EOF
@@ -150,11 +122,6 @@ start_gatehouse() {
     pids+=("$!")
     eval "pid_${name//-/_}=$!"
     wait_http "gatehouse ${name}" "$!" "http://127.0.0.1:${http_port}/readyz"
-}
-
-client_field() {
-    # client_field APPLY_OUTPUT NAME FIELD
-    sed -nE "s/^created client \"$2\": .*$3=([^[:space:]]+).*$/\\1/p" "$1" | head -n 1
 }
 
 password_token() {
@@ -199,8 +166,8 @@ fi
     >"${work}/bench_allow.log" 2>&1 &
 pids+=("$!")
 pid_allow=$!
-wait_port "bench_allow" 9101
-wait_port "bench_allow" 9103
+wait_port bench_allow 9101 "${pid_allow}"
+wait_port bench_allow 9103 "${pid_allow}"
 
 step "Minting tokens"
 curl -fsS -u "${service_id}:${service_secret}" -d grant_type=client_credentials \

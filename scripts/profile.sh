@@ -20,6 +20,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 seconds="${PROFILE_SECONDS:-10}"
 work="${repo_root}/.gatehouse/profile"
@@ -30,12 +32,6 @@ load_bin="${target_dir}/release/examples/bench_load"
 http_port=9400
 grpc_port=9401
 allow_port=9402
-
-step() { printf '\n==> %s\n' "$*" >&2; }
-die() {
-    echo "profile: error: $*" >&2
-    exit 1
-}
 
 for tool in valgrind callgrind_control callgrind_annotate curl python3; do
     command -v "${tool}" >/dev/null 2>&1 || die "${tool} not found (Debian package valgrind)"
@@ -55,18 +51,6 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-
-wait_port() {
-    local port="$1" deadline=$((SECONDS + 60))
-    while ((SECONDS < deadline)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "${pid}" 2>/dev/null || die "the server exited during start-up (logs in ${work})"
-        sleep 0.5
-    done
-    die "nothing listening on ${port} after 60 s"
-}
 
 cat >"${work}/gatehouse.toml" <<EOF
 [server]
@@ -89,12 +73,11 @@ EOF
 
 step "Applying examples/policy.yaml and minting a token"
 "${gatehouse_bin}" apply --config "${work}/gatehouse.toml" examples/policy.yaml >"${work}/apply.out"
-service_line="$(grep 'client "invoice-service"' "${work}/apply.out")"
-service_id="$(sed 's/.*client_id=\([^ ]*\).*/\1/' <<<"${service_line}")"
-service_secret="$(sed 's/.*client_secret=\([^ ]*\).*/\1/' <<<"${service_line}")"
+service_id="$(client_field "${work}/apply.out" invoice-service client_id)"
+service_secret="$(client_field "${work}/apply.out" invoice-service client_secret)"
 "${gatehouse_bin}" serve --config "${work}/gatehouse.toml" >"${work}/mint.log" 2>&1 &
 pid=$!
-wait_port "${http_port}"
+wait_port gatehouse "${http_port}" "${pid}" 60
 curl -fsS --retry 20 --retry-connrefused --retry-delay 1 -u "${service_id}:${service_secret}" \
     -d grant_type=client_credentials "http://127.0.0.1:${http_port}/token" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' >"${work}/token.txt"
@@ -108,7 +91,7 @@ profile() {
     valgrind --tool=callgrind --callgrind-out-file="${work}/${name}.callgrind" "$@" \
         >"${work}/${name}.log" 2>&1 &
     pid=$!
-    wait_port "${port}"
+    wait_port "${name}" "${port}" "${pid}" 60
     local load=("${load_bin}" check --addr "http://127.0.0.1:${port}" --tokens "${work}/token.txt"
         --rate 0 --concurrency 8)
     "${load[@]}" --seconds 3 >/dev/null

@@ -26,6 +26,8 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 seconds="${SOAK_SECONDS:-600}"
 rate="${SOAK_RATE:-200}"
@@ -48,12 +50,6 @@ grpc_port=9301
 echo_port=9302
 envoy_port=10300
 admin_port=19300
-
-step() { printf '\n==> %s\n' "$*" >&2; }
-die() {
-    echo "soak: error: $*" >&2
-    exit 1
-}
 
 for tool in curl python3; do
     command -v "${tool}" >/dev/null 2>&1 || die "${tool} not found"
@@ -95,24 +91,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-wait_http() {
-    # wait_http NAME PID URL
-    local name="$1" pid="$2" url="$3" deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        kill -0 "${pid}" 2>/dev/null || die "${name} exited during start-up (logs in ${work})"
-        if curl -fsS --max-time 2 -o /dev/null "${url}" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    die "${name} not ready after 30 s (${url})"
-}
-
-client_field() {
-    # client_field APPLY_OUTPUT NAME FIELD
-    sed -nE "s/^created client \"$2\": .*$3=([^[:space:]]+).*$/\\1/p" "$1" | head -n 1
-}
 
 step "Preparing the store (logs in ${work})"
 store_url="sqlite://${work}/soak.db"
